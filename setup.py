@@ -1,0 +1,37 @@
+"""rssr: a BasicSR plugin for large-factor remote-sensing image super-resolution."""
+from setuptools import find_packages, setup
+
+setup(
+    name='rssr',
+    version='0.1.0',
+    description='TSFNet and FAT for remote-sensing super-resolution, as a BasicSR plugin',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.9',
+    packages=find_packages(include=['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_model', 'rssr_scripts']),
+    py_modules=['rssr_compat'],
+    package_data={'rssr_scripts': ['options/*.yml']},
+    install_requires=[
+        'basicsr>=1.4.2',
+        'torch',
+        'torchvision',
+        'numpy',
+        'opencv-python',
+        'lmdb',
+        'pyyaml',
+        'tqdm',
+        'scikit-image',
+        'matplotlib',
+    ],
+    extras_require={
+        'test': ['pytest'],
+        'geo': ['rasterio'],
+    },
+    entry_points={
+        'console_scripts': [
+            'rssr-train=rssr_scripts.cli:train',
+            'rssr-test=rssr_scripts.cli:test',
+            'rssr-infer=rssr_scripts.cli:infer',
+        ],
+    },
+)
