@@ -8,9 +8,8 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
-    packages=find_packages(include=['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_model', 'rssr_scripts']),
-    py_modules=['rssr_compat'],
-    package_data={'rssr_scripts': ['options/*.yml']},
+    packages=find_packages(include=['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_model']),
+    py_modules=['rssr_compat', 'rssr_cli'],
     install_requires=[
         'basicsr>=1.4.2',
         'torch',
@@ -29,9 +28,10 @@ setup(
     },
     entry_points={
         'console_scripts': [
-            'rssr-train=rssr_scripts.cli:train',
-            'rssr-test=rssr_scripts.cli:test',
-            'rssr-infer=rssr_scripts.cli:infer',
+            'rssr-train=rssr_cli:train',
+            'rssr-test=rssr_cli:test',
+            'rssr-infer=rssr_cli:infer',
+            'rssr-demo=rssr_cli:demo',
         ],
     },
 )
