@@ -9,6 +9,9 @@ and make three BasicSR 1.4.2 code paths work without CUDA:
 * ``--launcher pytorch`` initialises ``gloo`` when no GPU is present (BasicSR
   always picks NCCL and calls ``torch.cuda.set_device``);
 * DistributedDataParallel wraps CPU models without ``device_ids``.
+
+A network option the arch does not take is reported with the arch's accepted
+options instead of a bare ``TypeError``.
 """
 import os
 import sys
@@ -65,14 +68,35 @@ def _model_to_device(self, net):
     return net
 
 
+def build_network(opt):
+    """BasicSR's ``build_network`` that names the option a network does not take."""
+    import inspect
+
+    from basicsr.archs import build_network as basicsr_build_network
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    opt = dict(opt)
+    arch = opt.get('type')
+    try:
+        return basicsr_build_network(opt)
+    except TypeError as error:
+        if 'unexpected keyword argument' not in str(error) or arch not in ARCH_REGISTRY:
+            raise
+        accepted = [p for p in inspect.signature(ARCH_REGISTRY.get(arch)).parameters if p != 'self']
+        raise TypeError(f'network type {arch!r}: {error}. It accepts {accepted}; fix that key in the '
+                        'option file (network_g / network_d).') from error
+
+
 def patch_basicsr():
     """Install the CPU-capable resume/distributed code paths into BasicSR (idempotent)."""
+    import basicsr.models.sr_model
     import basicsr.train
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
 
     basicsr.train.load_resume_state = _load_resume_state
     basicsr.utils.options.init_dist = _init_dist
+    basicsr.models.sr_model.build_network = build_network
     BaseModel.model_to_device = _model_to_device
 
 

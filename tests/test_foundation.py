@@ -128,3 +128,21 @@ def test_distributed_training_with_gloo_on_cpu(tmp_path):
         assert torch.equal(value, saved[key]), key
     # Training moved the weights, so equal finals are not two untouched copies of one init.
     assert any(not torch.equal(ranks[0]['initial'][k], v) for k, v in ranks[0]['final'].items())
+
+
+def test_console_scripts_are_installed():
+    bindir = Path(sys.executable).parent
+    for name in ('rssr-train', 'rssr-test', 'rssr-demo'):
+        assert (bindir / name).is_file(), f'{name} missing: reinstall with pip install -e .'
+    out = run([str(bindir / 'rssr-train'), '--help'], cwd='/')
+    assert '--auto_resume' in out and '--launcher' in out
+
+
+def test_unknown_network_option_names_the_key(tmp_path):
+    opt = tiny_train_options(tmp_path / 'data', name='typo')
+    opt['network_g']['num_blok'] = 2
+    path = dump(opt, tmp_path / 'typo.yml')
+    proc = subprocess.run([sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', path], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "network type 'MSRResNet'" in proc.stderr and 'num_blok' in proc.stderr and "'num_block'" in proc.stderr
