@@ -187,7 +187,7 @@ def build_network(spec, device='cpu', load=True):
             net.load_state_dict(_checkpoint_state(spec, arch_type, checkpoint), strict=spec['strict_load_g'])
             status = 'trained'
         else:
-            note = f'checkpoint {checkpoint} not found'
+            note = f'no checkpoint at {checkpoint}: cost only'
     return net.to(device).eval(), status, note
 
 
