@@ -1,0 +1,387 @@
+"""TSFNet: two-stage spatial-frequency joint learning for large-factor remote-sensing SR.
+
+Wang et al., "Two-stage Spatial-Frequency Joint Learning for Large-Factor Remote
+Sensing Image Super-Resolution".
+
+The LR image is nearest-upsampled to the HR grid, then refined by two U-Nets
+(stages). At every level of each U-Net the features are split in half: a spatial
+half goes through residual spatial processing blocks (RSPB), a frequency half
+through amplitude-guided phase adaptive filters (AGPF). Fusion blocks (MDTA
+channel attention, plus cross-feature selection, CFS, in the second stage's
+encoder) merge the halves and the skips. The spectrum of the first stage's last
+decoder feature is split into frequency bands, one per decoder level (SPB), and
+added to the first stage's decoder features, which guide the second stage's
+encoder. Both stages predict a residual; the network returns both results.
+"""
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+NUM_LEVELS = 3  # downsamplings per U-Net
+# HR sides are padded to this multiple: every level's side must be even (the
+# spectrum shifts and band slicing assume it).
+HR_MULTIPLE = 2**(NUM_LEVELS + 1)
+
+
+def conv_prelu(in_ch, out_ch):
+    """3x3 conv without bias followed by a PReLU (the heads and tails)."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=False), nn.PReLU())
+
+
+def shift_rows(spectrum, shift):
+    """Cyclic shift along the height axis of a (..., H, W) spectrum (the official fftshift variant)."""
+    return torch.roll(spectrum, shifts=shift, dims=-2)
+
+
+class ResBlock(nn.Module):
+    """relu(conv(relu(conv(x))) + x), convs without bias."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+
+    def forward(self, x):
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + x)
+
+
+class RSPB(nn.Module):
+    """Residual spatial processing block: residual blocks, a conv+PReLU, and a learnable-scale skip.
+
+    Args:
+        channels (int): Channels.
+        num_block (int): Residual blocks.
+    """
+
+    def __init__(self, channels, num_block):
+        super().__init__()
+        self.blocks = nn.Sequential(*(ResBlock(channels) for _ in range(num_block)))
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.act = nn.PReLU()
+        self.res_scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return self.act(self.conv(self.blocks(x))) + self.res_scale * x
+
+
+class SpatialGate(nn.Sequential):
+    """(B, 2, H, W) mean/max maps -> (B, 1, H, W) gate: depthwise 3x3, ReLU, 1x1, sigmoid."""
+
+    def __init__(self):
+        super().__init__(nn.Conv2d(2, 2, 3, 1, 1, groups=2), nn.ReLU(), nn.Conv2d(2, 1, 1), nn.Sigmoid())
+
+
+def mean_max(x):
+    return torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+
+
+class AmplitudePhaseFilter(nn.Module):
+    """Filters the amplitude, then predicts the phase from the old phase and the amplitude change.
+
+    Args:
+        channels (int): Channels.
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.amp_conv = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1, groups=channels), nn.ReLU(), nn.Conv2d(channels, channels, 1),
+            nn.ReLU())
+        self.amp_gate = SpatialGate()
+        self.pha_conv = nn.Sequential(
+            nn.Conv2d(2 * channels, 2 * channels, 3, 1, 1, groups=2 * channels), nn.ReLU(),
+            nn.Conv2d(2 * channels, channels, 1), nn.Sigmoid())
+        self.pha_gate = SpatialGate()
+
+    def forward(self, x):
+        """x: (B, C, H, W) with even H -> (B, C, H, W)."""
+        h, w = x.shape[-2:]
+        spectrum = shift_rows(torch.fft.rfft2(x + 1e-8), -(h // 2 + 1))  # DC row moved to h/2 - 1
+        amp, pha = spectrum.abs(), spectrum.angle()
+        new_amp = self.amp_conv(amp)
+        new_amp = new_amp * self.amp_gate(mean_max(new_amp))
+        new_pha = self.pha_conv(torch.cat([pha, new_amp - amp], dim=1))
+        new_pha = (new_pha * self.pha_gate(mean_max(new_pha))) * (2 * math.pi) - math.pi
+        spectrum = torch.polar(new_amp, new_pha)
+        out = torch.fft.irfft2(shift_rows(spectrum, -(h // 2 - 1)) + 1e-8, s=(h, w)).abs()
+        return F.relu(out + x)
+
+
+class AGPF(nn.Module):
+    """Amplitude-guided phase adaptive filter: the filter, a 3x3 conv, and a learnable-scale skip.
+
+    Args:
+        channels (int): Channels.
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.filter = AmplitudePhaseFilter(channels)
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.res_scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return self.conv(self.filter(x)) + self.res_scale * x
+
+
+class DualDomainUnit(nn.Module):
+    """Half of the channels through two RSPBs (spatial), the other half through two AGPFs (frequency).
+
+    Args:
+        channels (int): Channels (even).
+        num_block (int): Residual blocks per RSPB.
+    """
+
+    def __init__(self, channels, num_block):
+        super().__init__()
+        half = channels // 2
+        self.spatial = nn.Sequential(RSPB(half, num_block), RSPB(half, num_block))
+        self.frequency = nn.Sequential(AGPF(half), AGPF(half))
+
+    def forward(self, x):
+        spa, fre = x.chunk(2, dim=1)
+        return torch.cat([self.spatial(spa), self.frequency(fre)], dim=1)
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of a (B, C, H, W) map."""
+
+    def __init__(self, channels, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x):
+        return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+class MDTA(nn.Module):
+    """Multi-Dconv head transposed attention (Restormer): attention across channels.
+
+    Args:
+        channels (int): Channels.
+        num_heads (int): Heads.
+    """
+
+    def __init__(self, channels, num_heads=8):
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm = LayerNorm2d(channels)
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=False)
+        self.qkv_dwconv = nn.Conv2d(3 * channels, 3 * channels, 3, 1, 1, groups=3 * channels, bias=False)
+        self.project_out = nn.Conv2d(channels, channels, 1, bias=False)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q, k, v = self.qkv_dwconv(self.qkv(self.norm(x))).view(b, 3, self.num_heads, c // self.num_heads, h * w).unbind(1)
+        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * self.temperature
+        return self.project_out((attn.softmax(dim=-1) @ v).view(b, c, h, w))
+
+
+class CFS(nn.Module):
+    """Cross-feature selection: a per-pixel soft choice between two depthwise-filtered inputs.
+
+    Args:
+        channels (int): Channels.
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.fre = nn.Conv2d(channels, channels, 3, 1, 1, groups=channels)
+        self.spa = nn.Conv2d(channels, channels, 3, 1, 1, groups=channels)
+        self.conv_squeeze = nn.Conv2d(2, 2, 7, padding=3)
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+
+    def forward(self, guide, x):
+        """guide: the first stage's decoder feature, x: this stage's feature; both (B, C, H, W)."""
+        x, guide = self.fre(x), self.spa(guide)
+        gates = self.conv_squeeze(mean_max(torch.cat([x, guide], dim=1))).sigmoid()
+        return self.conv(x * gates[:, :1] + guide * gates[:, 1:])
+
+
+class FusionBlock(nn.Module):
+    """conv + MDTA on a feature, then merged with a skip: by addition, or by CFS in cross mode.
+
+    Args:
+        channels (int): Channels.
+        cross (bool): Merge with CFS (the second stage's encoder) instead of adding.
+    """
+
+    def __init__(self, channels, cross=False):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.attention = MDTA(channels)
+        self.cfs = CFS(channels) if cross else None
+
+    def forward(self, x, skip=None):
+        x = self.conv(x)
+        x = self.attention(x) + x
+        if skip is None:
+            return x
+        return self.cfs(skip, x) if self.cfs is not None else skip + x
+
+
+def _gaussian(rows, cols, sigma_rows, sigma_cols, dtype, device):
+    """Gaussian on a (rows, cols//2+1) half spectrum centred at (rows/2 - 1, 0), zero beyond the
+    3-sigma search box of the official heat-map code."""
+    width = cols // 2 + 1
+    center = rows // 2 - 1
+    radius = int(3 * max(sigma_rows, sigma_cols) + 1)
+    r = torch.arange(rows, dtype=dtype, device=device)[:, None]
+    c = torch.arange(width, dtype=dtype, device=device)[None, :]
+    g = torch.exp(-0.5 * ((r - center)**2 / sigma_rows**2 + c**2 / sigma_cols**2))
+    inside = ((r >= center - radius) & (r < center + radius) & (c < radius)).to(dtype)
+    return g * inside
+
+
+def band_masks(sizes, device):
+    """Frequency-band weights for the decoder levels, finest first.
+
+    Args:
+        sizes (list[tuple[int, int]]): (h, w) of each level, finest first, halving.
+
+    Returns:
+        list[Tensor]: (h, w//2+1) weights over the row-shifted half spectrum of
+        each level: Gaussian low-pass of the level minus the (embedded)
+        low-pass of the next coarser level; the finest level starts from ones,
+        the coarsest keeps its whole low-pass.
+    """
+    dtype = torch.float64
+    lows = [_gaussian(h, w, (h // 2) / 3, (w // 2) / 3, dtype, device) for h, w in sizes]
+    lows[0] = torch.ones_like(lows[0])
+    masks = []
+    for level, ((h, w), low) in enumerate(zip(sizes, lows)):
+        if level + 1 < len(sizes):
+            (hc, wc), coarse = sizes[level + 1], lows[level + 1]
+            low = low.clone()
+            low[h // 2 - hc // 2:h // 2 + hc // 2, :wc // 2 + 1] -= coarse
+        masks.append(low.float())
+    return masks
+
+
+class SPB(nn.Module):
+    """Cross-stage frequency-band propagation.
+
+    The second half of the channels of the finest decoder feature is split into
+    frequency bands, one per decoder level; each band (at that level's size) is
+    added to the second channel half of that level's feature.
+
+    Args:
+        channels (int): Channels of the decoder features.
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.band_channels = channels // 2
+
+    def forward(self, feats):
+        """feats: decoder features, coarsest first, each (B, C, H/2^k, W/2^k). Returns the same list, updated."""
+        finest = feats[-1]
+        big_h = finest.shape[-2]
+        spectrum = shift_rows(torch.fft.rfft2(finest[:, -self.band_channels:] + 1e-8), -(big_h // 2 + 1))
+        sizes = [tuple(f.shape[-2:]) for f in reversed(feats)]
+        out = []
+        for feat, (h, w), mask in zip(reversed(feats), sizes, band_masks(sizes, finest.device)):
+            band = spectrum[..., big_h // 2 - h // 2:big_h // 2 + h // 2, :w // 2 + 1] * mask
+            band = torch.fft.irfft2(shift_rows(band, -(h - h // 2 - 1)) + 1e-8, s=(h, w))
+            head, tail = feat.split([feat.shape[1] - self.band_channels, self.band_channels], dim=1)
+            out.append(torch.cat([head, tail + band], dim=1))
+        return out[::-1]
+
+
+class UNetStage(nn.Module):
+    """One stage: a 3-level U-Net of dual-domain units predicting a residual on its input image.
+
+    Args:
+        num_feat (int): Channels.
+        num_block (int): Residual blocks per RSPB.
+        num_in_ch (int): Image channels in.
+        num_out_ch (int): Image channels out.
+        guided (bool): Second stage: encoder fusion with CFS on the first stage's decoder features.
+    """
+
+    def __init__(self, num_feat, num_block, num_in_ch, num_out_ch, guided):
+        super().__init__()
+        self.head = conv_prelu(num_in_ch, num_feat)
+        self.encoder_fusions = nn.ModuleList(FusionBlock(num_feat, cross=guided) for _ in range(NUM_LEVELS + 1))
+        self.downs = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=False), nn.PixelUnshuffle(2),
+                          nn.Conv2d(4 * num_feat, num_feat, 1, bias=False)) for _ in range(NUM_LEVELS))
+        self.encoder_units = nn.ModuleList(DualDomainUnit(num_feat, num_block) for _ in range(NUM_LEVELS))
+        self.neck = DualDomainUnit(num_feat, num_block)
+        self.ups = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(num_feat, 4 * num_feat, 1), nn.PixelShuffle(2), nn.PReLU())
+            for _ in range(NUM_LEVELS))
+        self.decoder_units = nn.ModuleList(DualDomainUnit(num_feat, num_block) for _ in range(NUM_LEVELS))
+        self.decoder_fusions = nn.ModuleList(FusionBlock(num_feat) for _ in range(NUM_LEVELS + 1))
+        self.tail = conv_prelu(num_feat, num_out_ch)
+
+    def forward(self, img, guides=None):
+        """img: (B, C, H, W); guides: the first stage's decoder features, finest first, or None.
+
+        Returns:
+            tuple: the refined image (B, C, H, W) and the decoder features, coarsest first.
+        """
+        guides = guides or [None] * (NUM_LEVELS + 1)
+        x = self.encoder_fusions[0](self.head(img), guides[0])
+        skips = [x]
+        for down, unit, fusion, guide in zip(self.downs, self.encoder_units, self.encoder_fusions[1:], guides[1:]):
+            x = fusion(unit(down(x)), guide)
+            skips.append(x)
+        x = self.decoder_fusions[0](self.neck(x), skips.pop())
+        decoded = [x]
+        for up, unit, fusion in zip(self.ups, self.decoder_units, self.decoder_fusions[1:]):
+            x = fusion(unit(up(x)), skips.pop())
+            decoded.append(x)
+        return self.tail(x) + img, decoded
+
+
+@ARCH_REGISTRY.register()
+class TSFNet(nn.Module):
+    """TSFNet: two-stage spatial-frequency network (Wang et al.).
+
+    Takes the LR image in [0, 1]. In training mode it returns
+    ``(final, stage1)``, both (B, C, upscale*H, upscale*W), for deep
+    supervision; in eval mode only ``final``. Any input size: the LR image is
+    padded so that the HR grid is a multiple of 16 (the U-Net's three
+    halvings plus even spectra) and the outputs are cropped back.
+
+    Args:
+        upscale (int): Upscale factor (any positive integer; the paper uses 8
+            and 16). Default: 8.
+        num_feat (int): Channels (official ``num_features``). Default: 64.
+        num_block (int): Residual blocks per RSPB (official
+            ``base_num_every_group``). Default: 2.
+        num_in_ch (int): Input channels. Default: 3.
+        num_out_ch (int): Output channels (equal to num_in_ch: both stages
+            add their residual to the image). Default: 3.
+    """
+
+    def __init__(self, upscale=8, num_feat=64, num_block=2, num_in_ch=3, num_out_ch=3):
+        super().__init__()
+        if num_out_ch != num_in_ch:
+            raise ValueError('TSFNet predicts a residual on its input, so num_out_ch must equal num_in_ch.')
+        self.upscale = upscale
+        self.lr_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)
+        self.stages = nn.ModuleList(
+            UNetStage(num_feat, num_block, num_in_ch, num_out_ch, guided=i == 1) for i in range(2))
+        self.band_propagation = SPB(num_feat)
+
+    def forward(self, x):
+        """x: (B, C, H, W) LR in [0, 1]."""
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % self.lr_multiple, (-w) % self.lr_multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode='reflect' if pad_h < h and pad_w < w else 'replicate')
+        img = F.interpolate(x, scale_factor=self.upscale, mode='nearest')
+        stage1, decoded = self.stages[0](img)
+        guides = self.band_propagation(decoded)[::-1]
+        final, _ = self.stages[1](stage1, guides)
+        crop = (Ellipsis, slice(0, h * self.upscale), slice(0, w * self.upscale))
+        return (final[crop], stage1[crop]) if self.training else final[crop]
