@@ -95,3 +95,11 @@ def test_training_returns_both_stages_and_every_parameter_learns():
     assert final.shape == stage1.shape == (2, 3, 24, 20)
     (final.mean() + stage1.mean()).backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_torch_compile():
+    torch.manual_seed(0)
+    model = TSFNet(upscale=4, **TINY).eval()
+    x = torch.rand(1, 3, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(torch.compile(model)(x), model(x), atol=1e-5)
