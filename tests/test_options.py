@@ -1,0 +1,40 @@
+"""Every option file parses, names registered types, builds its network and passes RSSRModel's key check."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+import rssr_arch  # noqa: F401
+import rssr_data  # noqa: F401
+import rssr_loss  # noqa: F401
+import rssr_model  # noqa: F401
+from basicsr.utils.options import ordered_yaml
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+from rssr_model.rssr_model import TRAIN_KEYS
+
+OPTIONS = sorted(p for p in (Path(__file__).resolve().parents[1] / 'options').glob('*.yml')
+                 if not p.name.startswith('benchmark_'))
+
+
+@pytest.mark.parametrize('path', OPTIONS, ids=lambda p: p.name)
+def test_option_file_is_consistent(path):
+    with open(path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    assert opt['model_type'] in MODEL_REGISTRY
+    for phase, dataset in opt['datasets'].items():
+        assert phase == 'train' or phase.startswith(('val', 'test')), phase
+        assert dataset['type'] in DATASET_REGISTRY, dataset['type']
+    net_opt = dict(opt['network_g'])
+    arch = ARCH_REGISTRY.get(net_opt.pop('type'))
+    if 'upscale' in net_opt:
+        assert net_opt['upscale'] == opt['scale']
+    if 'train' in opt:
+        if opt['model_type'] == 'RSSRModel':
+            assert set(opt['train']) <= TRAIN_KEYS
+        for key in ('pixel_opt', 'perceptual_opt', 'local_opt'):
+            if key in opt['train']:
+                assert opt['train'][key]['type'] in LOSS_REGISTRY
+        milestones = opt['train']['scheduler'].get('milestones', [])
+        assert all(m <= opt['train']['total_iter'] for m in milestones)
+    # Full-size networks are cheap to build; it checks every constructor key.
+    arch(**net_opt)
