@@ -1,0 +1,224 @@
+import os
+from os import path as osp
+
+import numpy as np
+from torch.utils import data
+
+from basicsr.data.transforms import augment, paired_random_crop
+from basicsr.utils import FileClient, img2tensor
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import DATASET_REGISTRY
+
+from .image_io import ImageError, decode, mod_crop, scan_images
+
+# Keys BasicSR itself puts into (or reads from) every dataset option.
+BASICSR_KEYS = {
+    'name', 'type', 'phase', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
+    'prefetch_mode', 'pin_memory', 'persistent_workers', 'use_shuffle', 'num_prefetch_queue', 'color', 'mean', 'std'
+}
+OWN_KEYS = {
+    'dataroot_gt', 'dataroot_lq', 'io_backend', 'gt_size', 'use_hflip', 'use_rot', 'filename_tmpl',
+    'meta_info_file', 'lq_from_gt', 'recursive'
+}
+
+
+def lmdb_keys(lmdb_path):
+    """Keys listed in ``<lmdb>/meta_info.txt`` (BasicSR's layout: 'key.png (h,w,c) level')."""
+    meta = osp.join(lmdb_path, 'meta_info.txt')
+    if not osp.isfile(meta):
+        raise FileNotFoundError(f'{meta} is missing: {lmdb_path} is not a complete BasicSR LMDB; '
+                                'rebuild it with scripts/create_lmdb.py.')
+    with open(meta) as f:
+        return [line.split(' ')[0].split('.')[0] for line in f if line.strip()]
+
+
+def split_entries(meta_info_file):
+    """Relative HR paths listed one per line in a split file (see scripts/prepare_dataset.py)."""
+    if not osp.isfile(meta_info_file):
+        raise FileNotFoundError(f'Split file {meta_info_file} does not exist; write it with '
+                                'scripts/prepare_dataset.py or fix meta_info_file.')
+    with open(meta_info_file) as f:
+        return [line.split(' ')[0].strip() for line in f if line.strip()]
+
+
+@DATASET_REGISTRY.register()
+class RSPairedDataset(data.Dataset):
+    """Paired HR/LR remote-sensing images, from folders (class sub-folders included) or LMDB.
+
+    Pairs are matched by relative path and file stem: ``HR/forest/forest01.tif``
+    pairs with ``LR_x8/forest/forest01.<any image extension>`` (after
+    ``filename_tmpl``). With ``lq_from_gt`` the LR image is made on the fly by
+    MATLAB-kernel bicubic (``basicsr.utils.matlab_functions.imresize``, the
+    papers' ``imresize``) from the HR image mod-cropped to a multiple of the
+    scale. An HR image up to ``scale - 1`` pixels larger than ``scale`` x its LR
+    is mod-cropped the same way (the MATLAB scripts do); any other size mismatch
+    is an error naming both files. Images are read as described in
+    :mod:`rssr_data.image_io` (16-bit scaled by 1/65535, grey repeated to RGB,
+    other band counts refused).
+
+    Args:
+        opt (dict): Config for the dataset. It contains the following keys:
+            dataroot_gt (str): HR folder, or ``.lmdb`` folder.
+            dataroot_lq (str): LR folder or ``.lmdb`` (not needed with ``lq_from_gt``).
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}``.
+            scale (int): Upscale factor (BasicSR sets it from the top-level ``scale``).
+            phase (str): 'train' crops and augments; other phases return whole images.
+            gt_size (int): HR crop size for training.
+            use_hflip (bool): Random horizontal flips for training.
+            use_rot (bool): Random vertical flips and transposes for training.
+            filename_tmpl (str): LR stem template, e.g. '{}x4'. Default: '{}'.
+            meta_info_file (str): Split file listing the HR images to use, one
+                relative path per line (all images when absent).
+            lq_from_gt (bool): Make LR from HR by MATLAB bicubic. Default: False.
+            recursive (bool): Look into sub-folders. Default: True.
+            Unknown keys are refused, so that typos do not pass silently.
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        unknown = sorted(set(opt) - OWN_KEYS - BASICSR_KEYS)
+        if unknown:
+            raise KeyError(f'Unknown dataset option(s) {unknown} for {type(self).__name__} '
+                           f'{opt.get("name", "")!r}; it reads {sorted(OWN_KEYS)}.')
+        self.opt = opt
+        self.scale = opt['scale']
+        self.lq_from_gt = opt.get('lq_from_gt', False)
+        self.io_opt = dict(opt.get('io_backend', {'type': 'disk'}))
+        self.file_client = None
+        self.gt_root = opt['dataroot_gt']
+        self.lq_root = None if self.lq_from_gt else opt.get('dataroot_lq')
+        if not self.lq_from_gt and not self.lq_root:
+            raise KeyError('Set dataroot_lq, or lq_from_gt: true to make LR images from HR on the fly.')
+        self.pairs = self._lmdb_pairs(opt) if self.io_opt['type'] == 'lmdb' else self._folder_pairs(opt)
+
+    def _folder_pairs(self, opt):
+        tmpl = opt.get('filename_tmpl', '{}')
+        gt_files = scan_images(self.gt_root, opt.get('recursive', True))
+        if opt.get('meta_info_file'):
+            wanted = split_entries(opt['meta_info_file'])
+            missing = sorted(set(wanted) - set(gt_files))
+            if missing:
+                raise FileNotFoundError(f'{len(missing)} image(s) listed in {opt["meta_info_file"]} are not under '
+                                        f'{self.gt_root}, e.g. {missing[:3]}; regenerate the split or fix dataroot_gt.')
+            gt_files = wanted
+        if self.lq_from_gt:
+            return [(osp.join(self.gt_root, f), None) for f in gt_files]
+        lq_index = {osp.splitext(f)[0]: f for f in scan_images(self.lq_root, opt.get('recursive', True))}
+        pairs, missing = [], []
+        for rel in gt_files:
+            folder, stem = osp.split(osp.splitext(rel)[0])
+            key = osp.join(folder, tmpl.format(stem))
+            if key in lq_index:
+                pairs.append((osp.join(self.gt_root, rel), osp.join(self.lq_root, lq_index[key])))
+            else:
+                missing.append(rel)
+        if missing:
+            raise FileNotFoundError(
+                f'{len(missing)} HR image(s) have no LR partner in {self.lq_root} (e.g. {missing[:3]}, looked for '
+                f'{tmpl!r}-named files); generate LR with scripts/prepare_dataset.py, fix filename_tmpl, or use '
+                'lq_from_gt: true.')
+        return pairs
+
+    def _lmdb_pairs(self, opt):
+        roots = [self.gt_root] + ([] if self.lq_from_gt else [self.lq_root])
+        for root in roots:
+            if not root.endswith('.lmdb'):
+                raise ValueError(f'io_backend lmdb needs .lmdb folders, got {root}; pack it with scripts/create_lmdb.py.')
+        self.io_opt['db_paths'] = roots
+        self.io_opt['client_keys'] = ['gt', 'lq'][:len(roots)]
+        gt_keys = lmdb_keys(self.gt_root)
+        if opt.get('meta_info_file'):
+            wanted = [osp.splitext(v)[0] for v in split_entries(opt['meta_info_file'])]
+            missing = sorted(set(wanted) - set(gt_keys))
+            if missing:
+                raise KeyError(f'{len(missing)} split entries are not in {self.gt_root}, e.g. {missing[:3]}.')
+            gt_keys = wanted
+        if not self.lq_from_gt:
+            missing = sorted(set(gt_keys) - set(lmdb_keys(self.lq_root)))
+            if missing:
+                raise KeyError(f'{len(missing)} HR key(s) have no LR partner in {self.lq_root}, e.g. {missing[:3]}; '
+                               'pack LR and HR from the same file list.')
+        return [(key, None if self.lq_from_gt else key) for key in gt_keys]
+
+    def _read(self, path, client_key):
+        if self.file_client is None:
+            self.file_client = FileClient(self.io_opt.pop('type'), **self.io_opt)
+        root = self.gt_root if client_key == 'gt' else self.lq_root
+        name = f'{root}:{path}' if self.io_opt.get('db_paths') else path
+        try:
+            content = self.file_client.get(path, client_key)
+        except (OSError, KeyError, TypeError) as error:
+            raise ImageError(f'{name}: cannot be read ({error}); check the file or rebuild the LMDB.') from error
+        return decode(content, name)
+
+    def __getitem__(self, index):
+        gt_path, lq_path = self.pairs[index]
+        scale = self.scale
+        img_gt = self._read(gt_path, 'gt')
+        if self.lq_from_gt:
+            img_gt = mod_crop(img_gt, scale)
+            img_lq = np.clip(imresize(img_gt, 1 / scale), 0, 1).astype(np.float32)
+            lq_path = gt_path
+        else:
+            img_lq = self._read(lq_path, 'lq')
+            h, w = img_lq.shape[:2]
+            gh, gw = img_gt.shape[:2]
+            if gh // scale != h or gw // scale != w:
+                raise ImageError(f'{gt_path} is {gh}x{gw} but its LR {lq_path} is {h}x{w}, not HR/{scale}; '
+                                 'regenerate the LR (scripts/prepare_dataset.py) or fix scale.')
+            img_gt = img_gt[:h * scale, :w * scale]
+        if self.opt['phase'] == 'train':
+            img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], scale, gt_path)
+            img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+        img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
+        return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path}
+
+    def __len__(self):
+        return len(self.pairs)
+
+
+class _PresetDataset(RSPairedDataset):
+    """A data set laid out by scripts/prepare_dataset.py: ``<root>/<phase>/{HR,LR_x<scale>}``.
+
+    ``root`` (str) replaces ``dataroot_gt``/``dataroot_lq``; the other keys are those of
+    :class:`RSPairedDataset`. Split folders are named by ``split`` (default: the
+    BasicSR phase, with validation sets named 'val*' reading ``val``).
+    """
+    GT_SIZE = None
+
+    def __init__(self, opt):
+        opt = dict(opt)
+        split = opt.pop('split', 'val' if opt['phase'].startswith('val') else opt['phase'])
+        if 'root' in opt:
+            root = opt.pop('root')
+            opt.setdefault('dataroot_gt', osp.join(root, split, 'HR'))
+            if not opt.get('lq_from_gt'):
+                opt.setdefault('dataroot_lq', osp.join(root, split, f'LR_x{opt["scale"]}'))
+        if self.GT_SIZE and opt['phase'] == 'train':
+            opt.setdefault('gt_size', self.GT_SIZE)
+        super().__init__(opt)
+
+
+@DATASET_REGISTRY.register()
+class UCMercedDataset(_PresetDataset):
+    """UC Merced land use: 21 classes x 100 RGB .tif tiles of 256x256 (0.3 m); whole tiles for training."""
+    GT_SIZE = 256
+
+
+@DATASET_REGISTRY.register()
+class NWPUDataset(_PresetDataset):
+    """NWPU-RESISC45: 45 classes x 700 RGB .jpg tiles of 256x256; whole tiles for training."""
+    GT_SIZE = 256
+
+
+@DATASET_REGISTRY.register()
+class AIDDataset(_PresetDataset):
+    """AID: 30 classes, 10,000 RGB images of 600x600 (0.5-8 m); 256 HR crops for training."""
+    GT_SIZE = 256
+
+
+@DATASET_REGISTRY.register()
+class RSSR25Dataset(_PresetDataset):
+    """RSSR25: 5000 train / 150 test RGB scenes (0.06-1.5 m, mostly 720x720); 480 HR crops for training."""
+    GT_SIZE = 480
+

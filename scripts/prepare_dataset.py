@@ -1,0 +1,51 @@
+"""Split an extracted remote-sensing data set and make its MATLAB-bicubic LR images.
+
+Examples:
+  python scripts/prepare_dataset.py --dataset nwpu --src downloads/NWPU-RESISC45 --out datasets/NWPU-RESISC45 --scales 8
+  python scripts/prepare_dataset.py --dataset ucmerced --src downloads/UCMerced_LandUse/Images --out datasets/UCMerced --scales 8 16
+
+--src holds one sub-folder per class. Splits are per class and seeded: NWPU-RESISC45
+follows TSFNet's protocol (45 train / 5 val / 50 test per class, the other 600 unused);
+the others use --fractions (default 0.8 / 0.1 / 0.1). To reproduce the papers'
+UC Merced / AID numbers, put the split lists of the HSENet archive into <out>/splits/
+first ({train,val,test}.txt, relative paths): existing split files are always reused.
+Re-running after an interruption only does what is missing. Replaces the official
+MATLAB generate_mod_LR_bic.m (LR = imresize(modcrop(HR, s), 1/s), MATLAB kernel).
+"""
+import argparse
+import sys
+import time
+from multiprocessing import Pool
+
+from tqdm import tqdm
+
+import rssr_compat  # noqa: F401
+from rssr_data.image_io import ImageError
+from rssr_data.prepare import plan, run_job
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--dataset', required=True, choices=['ucmerced', 'aid', 'nwpu', 'rssr25', 'other'])
+    parser.add_argument('--src', required=True, help='extracted download: one sub-folder per class')
+    parser.add_argument('--out', required=True, help='output root (splits/, train/, val/, test/)')
+    parser.add_argument('--scales', type=int, nargs='*', default=[8], help='LR scales, e.g. 2 3 4 8 16')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--fractions', type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=('TRAIN', 'VAL', 'TEST'))
+    parser.add_argument('--workers', type=int, default=2)
+    args = parser.parse_args(argv)
+    start = time.time()
+    try:
+        splits, jobs = plan(args.src, args.out, args.dataset, args.scales, args.seed, args.fractions)
+        with Pool(args.workers) as pool:
+            for _ in tqdm(pool.imap_unordered(run_job, jobs), total=len(jobs), desc='HR copies / LR images'):
+                pass
+    except (ImageError, FileNotFoundError, ValueError, OSError) as error:
+        sys.exit(f'prepare_dataset: {error}')
+    counts = ', '.join(f'{name} {len(files)}' for name, files in splits.items())
+    print(f'{args.out}: {counts} images; {len(jobs)} files written in {time.time() - start:.1f} s '
+          f'(scales {args.scales}); splits in {args.out}/splits/')
+
+
+if __name__ == '__main__':
+    main()

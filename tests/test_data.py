@@ -1,0 +1,178 @@
+"""Remote-sensing datasets, LMDB packing and LR generation, on real samples and generated folders."""
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import rssr_data  # noqa: F401
+from basicsr.data import build_dataset
+from basicsr.utils.matlab_functions import imresize
+from rssr_data.image_io import ImageError, read_image
+from rssr_data.prepare import make_splits, plan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(name, *args):
+    return subprocess.run([sys.executable, str(REPO / 'scripts' / name), *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def make_scenes(root, classes=('forest', 'river'), per_class=4, size=(36, 44), seed=0, dtype=np.uint8):
+    """Class folders of smooth random RGB images (.png), like an extracted download."""
+    rng = np.random.default_rng(seed)
+    peak = np.iinfo(dtype).max
+    for cls in classes:
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = cv2.GaussianBlur(rng.random(size + (3, )), (0, 0), 2) * peak
+            cv2.imwrite(str(root / cls / f'{cls}{i:02d}.png'), img.astype(dtype))
+    return root
+
+
+def dataset(**opt):
+    opt.setdefault('type', 'RSPairedDataset')
+    opt.setdefault('name', 't')
+    opt.setdefault('phase', 'val')
+    opt.setdefault('io_backend', {'type': 'disk'})
+    return build_dataset(opt)
+
+
+def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path):
+    src = make_scenes(tmp_path / 'download', per_class=10)
+    out = tmp_path / 'prepared'
+    proc = run_script('prepare_dataset.py', '--dataset', 'other', '--src', src, '--out', out, '--scales', 4, 8)
+    assert proc.returncode == 0, proc.stderr
+    splits = {n: (out / 'splits' / f'{n}.txt').read_text().split() for n in ('train', 'val', 'test')}
+    assert [len(v) for v in splits.values()] == [16, 2, 2]
+    assert splits == {k: v for k, v in make_splits([str(p.relative_to(src)) for p in src.rglob('*.png')],
+                                                   'other').items()}
+    rel = splits['train'][0]
+    hr = read_image(src / rel)
+    for scale in (4, 8):
+        lr = cv2.imread(str(out / 'train' / f'LR_x{scale}' / rel), cv2.IMREAD_UNCHANGED)
+        h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+        expected = np.clip(np.round(imresize(hr[:h, :w].astype(np.float64), 1 / scale) * 255), 0, 255)
+        np.testing.assert_array_equal(lr, expected)
+    # Interrupted run: a missing LR is the only work left, and the split is kept.
+    (out / 'train' / 'LR_x8' / rel).unlink()
+    _, jobs = plan(str(src), str(out), 'other', [4, 8])
+    assert [j[2] for j in jobs] == [str(out / 'train' / 'LR_x8' / rel)]
+    assert run_script('prepare_dataset.py', '--dataset', 'other', '--src', src, '--out', out, '--scales', 4, 8
+                      ).returncode == 0
+    assert (out / 'train' / 'LR_x8' / rel).is_file()
+    # The preset reads the layout; training crops and tensors come out right.
+    item = build_dataset(dict(type='UCMercedDataset', name='u', phase='train', root=str(out), scale=4, gt_size=16,
+                              use_hflip=True, use_rot=True, io_backend={'type': 'disk'}))[0]
+    assert item['gt'].shape == (3, 16, 16) and item['lq'].shape == (3, 4, 4)
+
+
+def test_nwpu_protocol_counts():
+    files = [f'c{c}/img{i:03d}.jpg' for c in range(3) for i in range(700)]
+    splits = make_splits(files, 'nwpu', seed=1)
+    assert [len(splits[n]) for n in ('train', 'val', 'test')] == [135, 15, 150]
+    assert splits == make_splits(files, 'nwpu', seed=1) != make_splits(files, 'nwpu', seed=2)
+    with pytest.raises(ValueError, match='fewer than the 100'):
+        make_splits(files[:50], 'nwpu')
+
+
+def test_folder_to_lmdb_round_trip_and_basicsr_reads_it(tmp_path):
+    hr_dir = make_scenes(tmp_path / 'HR', size=(32, 40))
+    lr_dir = tmp_path / 'LR'
+    for p in hr_dir.rglob('*.png'):
+        (lr_dir / p.parent.name).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(lr_dir / p.parent.name / p.name), cv2.resize(cv2.imread(str(p)), (10, 8)))
+    hr_db, lr_db = tmp_path / 'HR.lmdb', tmp_path / 'LR.lmdb'
+    proc = run_script('create_lmdb.py', '--input', hr_dir, lr_dir, '--output', hr_db, lr_db, '--verify')
+    assert proc.returncode == 0, proc.stderr
+    assert 'verified 8 keys' in proc.stdout and not list(tmp_path.glob('*.tmp'))
+    folder = dataset(dataroot_gt=str(hr_dir), dataroot_lq=str(lr_dir), scale=4)
+    packed = dataset(dataroot_gt=str(hr_db), dataroot_lq=str(lr_db), scale=4, io_backend={'type': 'lmdb'})
+    assert len(folder) == len(packed) == 8
+    for a, b in zip(folder, packed):
+        assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq'])
+    first = packed[0]
+    del packed
+    gc.collect()  # LMDB allows one open environment per path and process
+    basicsr = build_dataset(dict(type='PairedImageDataset', name='b', phase='val', scale=4, dataroot_gt=str(hr_db),
+                                 dataroot_lq=str(lr_db), io_backend={'type': 'lmdb'}, filename_tmpl='{}'))
+    assert torch.equal(basicsr[0]['gt'], first['gt']) and torch.equal(basicsr[0]['lq'], first['lq'])
+    # An existing database is kept unless --overwrite.
+    proc = run_script('create_lmdb.py', '--input', hr_dir, '--output', hr_db)
+    assert proc.returncode != 0 and '--overwrite' in proc.stderr
+    assert run_script('create_lmdb.py', '--input', hr_dir, '--output', hr_db, '--overwrite').returncode == 0
+
+
+def test_lmdb_map_grows_instead_of_failing(tmp_path):
+    from rssr_data.lmdb_util import verify_lmdb, write_lmdb
+    hr_dir = make_scenes(tmp_path / 'HR', size=(64, 64))
+    files = sorted(str(p.relative_to(hr_dir)) for p in hr_dir.rglob('*.png'))
+    assert write_lmdb(str(hr_dir), files, str(tmp_path / 'x.lmdb'), map_size=4096, compress_level=0) == 8
+    assert verify_lmdb(str(tmp_path / 'x.lmdb')) == 8
+
+
+def test_lq_from_gt_is_matlab_bicubic_of_the_mod_cropped_hr(tmp_path):
+    hr_dir = make_scenes(tmp_path / 'HR', size=(37, 42), per_class=1)
+    item = dataset(dataroot_gt=str(hr_dir), lq_from_gt=True, scale=4)[0]
+    hr = read_image(hr_dir / 'forest' / 'forest00.png')[:36, :40]
+    expected = np.clip(imresize(hr, 1 / 4), 0, 1)[..., ::-1].transpose(2, 0, 1)
+    assert item['gt'].shape == (3, 36, 40)
+    assert torch.allclose(item['lq'], torch.from_numpy(expected.copy()).float(), atol=1e-6)
+
+
+def test_sixteen_bit_images_are_scaled_by_their_range(tmp_path):
+    img = np.full((8, 8, 3), 65535 // 4, np.uint16)
+    cv2.imwrite(str(tmp_path / 'a.png'), img)
+    assert np.allclose(read_image(tmp_path / 'a.png'), (65535 // 4) / 65535)
+
+
+def test_bad_inputs_name_the_file_and_the_fix(tmp_path):
+    hr_dir = make_scenes(tmp_path / 'HR', per_class=2, size=(32, 32))
+    lr_dir = tmp_path / 'LR'
+    (lr_dir / 'forest').mkdir(parents=True)
+    cv2.imwrite(str(lr_dir / 'forest' / 'forest00.png'), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match=r"no LR partner .*river"):
+        dataset(dataroot_gt=str(hr_dir), dataroot_lq=str(lr_dir), scale=4)
+    with pytest.raises(KeyError, match='dataroot_qt'):
+        dataset(dataroot_qt=str(hr_dir), dataroot_gt=str(hr_dir), lq_from_gt=True, scale=4)
+    with pytest.raises(FileNotFoundError, match='No images'):
+        (tmp_path / 'empty').mkdir()
+        dataset(dataroot_gt=str(tmp_path / 'empty'), lq_from_gt=True, scale=4)
+    # LR of the wrong size for the scale
+    only_forest = tmp_path / 'HR1' / 'forest'
+    only_forest.mkdir(parents=True)
+    (only_forest / 'forest00.png').write_bytes((hr_dir / 'forest' / 'forest00.png').read_bytes())
+    with pytest.raises(ImageError, match=r'forest00.png is 32x32 but its LR .* is 8x8, not HR/3'):
+        dataset(dataroot_gt=str(tmp_path / 'HR1'), dataroot_lq=str(lr_dir), scale=3)[0]
+    (only_forest / 'forest00.png').write_bytes(b'not a png at all')
+    with pytest.raises(ImageError, match='forest00.png: cannot be decoded'):
+        dataset(dataroot_gt=str(tmp_path / 'HR1'), lq_from_gt=True, scale=4)[0]
+    cv2.imwrite(str(only_forest / 'forest00.png'), np.zeros((8, 8, 4), np.uint8))
+    with pytest.raises(ImageError, match='has 4 bands'):
+        dataset(dataroot_gt=str(tmp_path / 'HR1'), lq_from_gt=True, scale=4)[0]
+    proc = run_script('create_lmdb.py', '--input', tmp_path / 'HR1', '--output', tmp_path / 'bad.lmdb')
+    assert proc.returncode != 0 and 'has 4 bands' in proc.stderr and not (tmp_path / 'bad.lmdb').exists()
+
+
+def test_real_rssr25_pairs(samples_dir, tmp_path):
+    train = samples_dir / 'train'
+    data = dataset(dataroot_gt=str(train / 'HR'), dataroot_lq=str(train / 'LR'), scale=4, phase='train', gt_size=96,
+                   use_hflip=True, use_rot=True)
+    assert len(data) == 3
+    item = data[0]
+    assert item['gt'].shape == (3, 96, 96) and item['lq'].shape == (3, 24, 24)
+    # The LR crop is aligned with the HR crop: downscaling HR lands near the LR (the LR was made from it).
+    down = torch.nn.functional.interpolate(item['gt'][None], scale_factor=0.25, mode='area')[0]
+    assert (down - item['lq']).abs().mean() < 0.05
+    proc = run_script('create_lmdb.py', '--input', train / 'HR', train / 'LR', '--output', tmp_path / 'HR.lmdb',
+                      tmp_path / 'LR.lmdb', '--verify')
+    assert proc.returncode == 0, proc.stderr
+    packed = dataset(dataroot_gt=str(tmp_path / 'HR.lmdb'), dataroot_lq=str(tmp_path / 'LR.lmdb'), scale=4,
+                     io_backend={'type': 'lmdb'})
+    whole = dataset(dataroot_gt=str(train / 'HR'), dataroot_lq=str(train / 'LR'), scale=4)
+    assert all(torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq']) for a, b in zip(whole, packed))
