@@ -10,6 +10,7 @@ import rssr_loss  # noqa: F401
 import rssr_model  # noqa: F401
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+from rssr_data.rs_paired_dataset import BASICSR_KEYS, OWN_KEYS, RSPairedDataset
 from rssr_model.rssr_model import TRAIN_KEYS
 
 OPTIONS = sorted(p for p in (Path(__file__).resolve().parents[1] / 'options').glob('*.yml')
@@ -24,6 +25,8 @@ def test_option_file_is_consistent(path):
     for phase, dataset in opt['datasets'].items():
         assert phase == 'train' or phase.startswith(('val', 'test')), phase
         assert dataset['type'] in DATASET_REGISTRY, dataset['type']
+        if issubclass(DATASET_REGISTRY.get(dataset['type']), RSPairedDataset):
+            assert set(dataset) <= OWN_KEYS | BASICSR_KEYS | {'root', 'split'}, dataset
     net_opt = dict(opt['network_g'])
     arch = ARCH_REGISTRY.get(net_opt.pop('type'))
     if 'upscale' in net_opt:
