@@ -9,13 +9,14 @@ Each (implementation, mode) runs in a fresh process with the same weights (the
 official model's initialisation, converted) and the same input: the median of
 ``--runs`` timed runs after a warm-up, and the peak resident-memory growth
 (VmHWM, reset before the run) of one run over the weights and input already
-resident. Modes: ``forward`` (eval, no grad) and ``train`` (forward + L1 +
+resident (measured in its own process). Modes: ``forward`` (eval, no grad) and ``train`` (forward + L1 +
 backward). Ratios are ours / official; below 1 is better. The official code
 is read from a local clone (``--official`` or $RSSR_OFFICIAL_TSFNET /
 $RSSR_OFFICIAL_FAT); it needs ``einops`` (TSFNet) or ``timm`` (FAT). Without
 it the script says so and exits 0.
 """
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -101,15 +102,18 @@ def child(args):
             fn.zero_grad(set_to_none=True)
 
     run()  # warm-up
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')  # reset the peak to the current RSS
-    base = _kib('VmRSS')
+    if args.measure == 'memory':
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # reset the peak to the current RSS
+        base = _kib('VmRSS')
+        run()
+        return print(json.dumps({'peak_mib': (_kib('VmHWM') - base) / 1024}))
     times = []
     for _ in range(args.runs):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    print(json.dumps({'seconds': statistics.median(times), 'peak_mib': (_kib('VmHWM') - base) / 1024}))
+    print(json.dumps({'seconds': statistics.median(times)}))
 
 
 def main():
@@ -120,6 +124,7 @@ def main():
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--impl', choices=['ours', 'official'], help=argparse.SUPPRESS)
     parser.add_argument('--mode', choices=['forward', 'train'], help=argparse.SUPPRESS)
+    parser.add_argument('--measure', choices=['time', 'memory'], help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.official = args.official or os.environ.get(DEFAULTS[args.arch]['env'])
     args.scale = args.scale or (8 if args.arch == 'TSFNet' else 4)
@@ -128,20 +133,22 @@ def main():
     if not args.official or not os.path.isdir(args.official):
         print(f'No official clone given (--official or ${DEFAULTS[args.arch]["env"]}); nothing to compare. Skipped.')
         return
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')  # large frees go back to the OS, so RSS tracks use
+    # Memory runs return large frees to the OS, so that RSS tracks what is in use; timed runs use the
+    # default allocator (mmap for every large block would add page faults to both sides).
+    envs = {'time': dict(os.environ), 'memory': dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')}
     modes = ['train'] if args.arch == 'loss' else ['forward', 'train']
     print(f'{args.arch}: input {tuple(DEFAULTS[args.arch]["shape"])}, x{args.scale}, {torch.get_num_threads()} '
           f'threads, median of {args.runs} after 1 warm-up, each in a fresh process')
     print(f'{"mode":<8} {"official s":>11} {"ours s":>9} {"ratio":>6} {"official MiB":>13} {"ours MiB":>9} {"ratio":>6}')
     for mode in modes:
-        result = {}
-        for impl in ('official', 'ours'):
+        result = {'official': {}, 'ours': {}}
+        for measure, impl in itertools.product(('time', 'memory'), ('official', 'ours')):
             cmd = [sys.executable, __file__, '--arch', args.arch, '--official', args.official, '--scale',
-                   str(args.scale), '--runs', str(args.runs), '--impl', impl, '--mode', mode]
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                   str(args.scale), '--runs', str(args.runs), '--impl', impl, '--mode', mode, '--measure', measure]
+            proc = subprocess.run(cmd, env=envs[measure], capture_output=True, text=True)
             if proc.returncode:
                 sys.exit(f'{impl} {mode} failed:\n{proc.stderr[-2000:]}')
-            result[impl] = json.loads(proc.stdout.strip().splitlines()[-1])
+            result[impl].update(json.loads(proc.stdout.strip().splitlines()[-1]))
         o, u = result['official'], result['ours']
         print(f'{mode:<8} {o["seconds"]:>11.3f} {u["seconds"]:>9.3f} {u["seconds"] / o["seconds"]:>6.2f} '
               f'{o["peak_mib"]:>13.1f} {u["peak_mib"]:>9.1f} {u["peak_mib"] / max(o["peak_mib"], 1e-9):>6.2f}')
