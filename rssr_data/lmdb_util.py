@@ -3,7 +3,9 @@
 Layout (BasicSR's): ``<name>.lmdb/{data.mdb, lock.mdb, meta_info.txt}``; each
 meta line is ``<key>.png (h,w,c) <png level>``; a key is the image's path
 relative to the folder, without extension (so keys have no dots and HR/LR keys
-of a pair are equal). Values are PNG bytes (lossless for 8 and 16 bits).
+of a pair are equal). Values are lossless encoded images that ``cv2.imdecode``
+(and so BasicSR) reads: BMP for 8-bit images by default, since it decodes about
+20x faster than PNG, and PNG for 16-bit ones (or for all with ``fmt='png'``).
 """
 import os
 import shutil
@@ -24,22 +26,23 @@ def image_key(rel_path):
     return key
 
 
-def _encode(root, rel, level):
+def _encode(root, rel, level, fmt):
     path = osp.join(root, rel)
     with open(path, 'rb') as f:
         content = f.read()
     decode(content, path)  # refuse corrupt / 4-band / odd-type files before anything is written
     img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
-    ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, level])
+    ext = 'bmp' if fmt == 'bmp' and img.dtype == np.uint8 else 'png'
+    ok, buf = cv2.imencode('.' + ext, img, [cv2.IMWRITE_PNG_COMPRESSION, level] if ext == 'png' else [])
     if not ok:
-        raise ImageError(f'{path}: cannot be encoded as PNG.')
+        raise ImageError(f'{path}: cannot be encoded as {ext.upper()}.')
     h, w = img.shape[:2]
     c = 1 if img.ndim == 2 else img.shape[2]
-    return image_key(rel), buf.tobytes(), (h, w, c)
+    return image_key(rel), buf.tobytes(), f'{ext} ({h},{w},{c})'
 
 
 def write_lmdb(root, rel_paths, lmdb_path, overwrite=False, compress_level=1, workers=4, map_size=None,
-               progress=None):
+               progress=None, fmt='bmp'):
     """Pack ``root/rel_paths`` into ``lmdb_path`` (must end in '.lmdb') and return the number of images.
 
     The database is written to ``<lmdb_path>.tmp`` and renamed when complete, so an
@@ -72,9 +75,9 @@ def write_lmdb(root, rel_paths, lmdb_path, overwrite=False, compress_level=1, wo
 
     try:
         with ThreadPoolExecutor(workers) as pool:
-            for key, value, shape in pool.map(lambda rel: _encode(root, rel, compress_level), rel_paths):
+            for key, value, described in pool.map(lambda rel: _encode(root, rel, compress_level, fmt), rel_paths):
                 batch.append((key, value))
-                meta.append(f'{key}.png ({shape[0]},{shape[1]},{shape[2]}) {compress_level}\n')
+                meta.append(f'{key}.{described} {compress_level}\n')
                 if len(batch) == 256:
                     commit()
                 if progress:

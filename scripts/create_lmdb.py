@@ -32,7 +32,9 @@ def main(argv=None):
     parser.add_argument('--overwrite', action='store_true', help='replace existing .lmdb folders')
     parser.add_argument('--verify', action='store_true', help='decode every key after writing')
     parser.add_argument('--workers', type=int, default=4, help='reader threads')
-    parser.add_argument('--compress-level', type=int, default=1, help='PNG level 0-9 (0: fastest reads)')
+    parser.add_argument('--format', default='bmp', choices=['bmp', 'png'],
+                        help='value encoding: bmp (8-bit images, fastest reads; 16-bit ones are stored as PNG) or png')
+    parser.add_argument('--compress-level', type=int, default=1, help='PNG level 0-9')
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
         parser.error('give one --output per --input')
@@ -48,7 +50,7 @@ def main(argv=None):
             start = time.time()
             with tqdm(total=len(files), desc=os.path.basename(out), unit='img') as bar:
                 count = write_lmdb(folder, files, out, overwrite=args.overwrite, compress_level=args.compress_level,
-                                   workers=args.workers, progress=bar.update)
+                                   workers=args.workers, progress=bar.update, fmt=args.format)
             checked = f', verified {verify_lmdb(out)} keys' if args.verify else ''
             print(f'{out}: {count} images from {folder} in {time.time() - start:.1f} s{checked}')
     except (ImageError, FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
