@@ -176,3 +176,20 @@ def test_real_rssr25_pairs(samples_dir, tmp_path):
                      io_backend={'type': 'lmdb'})
     whole = dataset(dataroot_gt=str(train / 'HR'), dataroot_lq=str(train / 'LR'), scale=4)
     assert all(torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq']) for a, b in zip(whole, packed))
+
+
+def test_extract_subimages_keeps_lr_aligned(samples_dir, tmp_path):
+    train = samples_dir / 'train'
+    proc = run_script('extract_subimages.py', '--hr', train / 'HR', '--lr', train / 'LR', '--scale', 4, '--out',
+                      tmp_path, '--crop-size', 240, '--step', 120)
+    assert proc.returncode == 0, proc.stderr
+    assert '3 scenes -> 27 crops' in proc.stdout  # (480 - 240) / 120 + 1 = 3 per side
+    hr = cv2.imread(str(train / 'HR' / '42_1.png'))
+    lr = cv2.imread(str(train / 'LR' / '42_1.png'))
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / 'HR' / '42_1_s005.png')), hr[120:360, 240:480])
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / 'LR' / '42_1_s005.png')), lr[30:90, 60:120])
+    again = run_script('extract_subimages.py', '--hr', train / 'HR', '--lr', train / 'LR', '--scale', 4, '--out',
+                       tmp_path, '--crop-size', 240, '--step', 120)
+    assert '(0 written now)' in again.stdout
+    bad = run_script('extract_subimages.py', '--hr', train / 'HR', '--scale', 4, '--out', tmp_path, '--step', 122)
+    assert bad.returncode != 0 and 'multiples of --scale' in bad.stderr
