@@ -23,7 +23,7 @@ setup(
         'matplotlib',
     ],
     extras_require={
-        'test': ['pytest'],
+        'test': ['pytest', 'rasterio'],  # rasterio: the GeoTIFF tests
         'geo': ['rasterio'],
     },
     entry_points={
