@@ -223,8 +223,8 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), progress=True):
             from rasterio.windows import Window
             profile = dict(meta['profile'])
             transform = meta['transform'] @ type(meta['transform']).scale(1 / s)  # pixel size / scale
-            profile.update(width=w * s, height=h * s, count=3, transform=transform, tiled=True, blockxsize=256, blockysize=256, compress='deflate', driver='GTiff',
-                           dtype=meta['dtype'])
+            profile.update(width=w * s, height=h * s, count=3, transform=transform, tiled=True, blockxsize=256,
+                           blockysize=256, compress='deflate', driver='GTiff', dtype=meta['dtype'])
             profile.pop('photometric', None)
             with rasterio.open(tmp, 'w', **profile) as out:
                 out.update_tags(**meta['tags'])
