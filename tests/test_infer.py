@@ -90,3 +90,15 @@ def test_bad_input_gives_a_message_and_leaves_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit, match='has 1 band'):
         main([str(tmp_path / 'grey.png'), str(tmp_path / 'out'), '--arch', 'Bicubic'])
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == []
+
+
+@pytest.mark.parametrize('arch, args', [('FAT', '{"upscale": 2, "embed_dim": 16, "num_blocks": 1, "depth": 1, '
+                                                 '"num_heads": 2}'),
+                                        ('TSFNet', '{"upscale": 4, "num_feat": 8, "num_block": 1}')])
+def test_our_archs_run_tiled_on_a_scene_larger_than_the_tile(tmp_path, arch, args):
+    img = (np.random.default_rng(3).random((30, 45, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / 'scene.png'), img)
+    main([str(tmp_path / 'scene.png'), str(tmp_path / 'out'), '--arch', arch, '--arch-args', args, '--tile', '16',
+          '--overlap', '8', '--batch-size', '2'])
+    scale = 2 if arch == 'FAT' else 4
+    assert cv2.imread(str(tmp_path / 'out' / 'scene.png')).shape == (30 * scale, 45 * scale, 3)
