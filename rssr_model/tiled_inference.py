@@ -1,26 +1,37 @@
 """Super-resolve whole scenes in overlapping tiles (``rssr-infer`` / ``scripts/infer.py``).
 
-Tiles of ``tile`` LR pixels overlap by ``overlap``; each tile's output is
-weighted by a window that is 0 within ``overlap // 4`` LR pixels of an inner
-tile edge (where the network saw padding instead of neighbours) and ramps
-linearly to 1 across the rest of the overlap, so seams vanish and the result
-equals a whole-image pass for networks whose receptive-field radius is at most
-``overlap // 4`` LR pixels. Outputs are accumulated one band of tile rows at a
-time and finished rows are handed to the writer, so working memory is set by
-the tile size and the scene width, not by the scene height; the output array
-(PNG/JPEG) or GeoTIFF strips are the only full-size data.
+Tiles of ``--tile`` LR pixels overlap by ``--overlap``. A tile's output gets
+weight 0 within ``overlap // 4`` LR pixels of an inner tile edge (where the
+network saw padding instead of neighbours), ramps linearly to 1 across the
+rest of the overlap, and the weights are normalised to sum to 1 at every
+pixel; the result equals a whole-image pass for networks whose receptive-field
+radius is at most ``overlap // 4`` LR pixels. ``--overlap 0`` is the official
+TSFNet block evaluation: tiles side by side, the last tile of a row or column
+moved back inside the scene and overwriting its neighbour.
 
-Pixel values: 8-bit images are scaled by 1/255 and 16-bit ones by 1/65535 to
-[0, 1] (reversible, independent of the image); results are rounded back to the
-input's type. GeoTIFFs keep their CRS, tags and nodata; the geotransform's
-pixel size is divided by the scale; the output is tiled and DEFLATE-compressed.
-RGB comes from ``--bands`` (1-based, default 1 2 3) of multi-band rasters.
+Memory: the LR scene stays in its own data type; outputs are accumulated one
+band of tile rows at a time and finished rows go to the writer. TIFF/GeoTIFF
+outputs (rasterio) are written strip by strip, so nothing of the output's size
+is ever held; PNG/JPEG encoders need the whole output array (``--ext .tif``
+avoids it).
+
+Pixel values (``--stretch``): ``dtype`` divides by the type's maximum (255 for
+8-bit, 65535 for 16-bit: exact and independent of the scene); ``minmax`` maps
+the scene's smallest and largest RGB value (nodata excluded) to 0 and 1, the
+same map for the three bands so colours keep their ratios (``auto``: ``dtype``
+for 8/16-bit, ``minmax`` for other integer and float rasters). Results are
+mapped back, clipped to that range, rounded for integer types and written in
+the input's data type. GeoTIFFs keep CRS, tags and nodata (nodata pixels stay
+nodata), the geotransform's pixel size is divided by the scale, and the output
+is tiled and DEFLATE-compressed. RGB comes from ``--bands`` (1-based, default
+1 2 3) of multi-band rasters.
 """
 import argparse
 import json
 import os
 import sys
 import time
+import warnings
 from os import path as osp
 
 import cv2
@@ -29,27 +40,49 @@ import torch
 import yaml
 from tqdm import tqdm
 
-GEO_EXTENSIONS = ('.tif', '.tiff')
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp') + GEO_EXTENSIONS
+TIFF_EXTENSIONS = ('.tif', '.tiff')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp') + TIFF_EXTENSIONS
 
 
 def tile_starts(length, tile, overlap):
     """Start offsets of tiles covering ``length`` with at least ``overlap`` between neighbours."""
     if length <= tile:
         return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
+    starts = list(range(0, length - tile, tile - overlap))
     return starts + [length - tile]
 
 
-def edge_weights(size, scale, margin, ramp, first, last):
-    """1-D blending weights of one tile's output (``size`` LR pixels -> ``size*scale``)."""
-    d = (np.arange(size * scale) + 0.5) / scale  # distance in LR pixels from the tile's start
-    w = np.ones(size * scale, np.float32)
-    for dist, is_border in ((d, first), (size - d, last)):
-        if not is_border:  # only inner edges, where a neighbour tile takes over
-            w *= np.clip((dist - margin) / max(ramp, 1e-6), 0, 1)
-    return w
+def blend_weights(starts, tile, scale, overlap):
+    """1-D output weights of each tile along one axis, summing to 1 at every output pixel.
+
+    Args:
+        starts (list[int]): Tile starts (LR pixels), from :func:`tile_starts`.
+        tile (int): Tile length, LR pixels.
+        scale (int): Upscale factor.
+        overlap (int): Requested overlap; 0 means later tiles overwrite earlier ones.
+
+    Returns:
+        list[np.ndarray]: One (tile * scale,) float32 array per tile.
+    """
+    d = (np.arange(tile * scale) + 0.5) / scale  # LR distance of each output sample from the tile start
+    margin = overlap // 4
+    ramp = overlap - 2 * margin
+    weights = []
+    for i, start in enumerate(starts):
+        w = np.ones(tile * scale, np.float64)
+        if overlap == 0:
+            if i + 1 < len(starts):
+                w[(starts[i + 1] - start) * scale:] = 0
+        else:  # only inner edges fade, where a neighbour takes over
+            if i > 0:
+                w *= np.clip((d - margin) / ramp, 0, 1)
+            if i + 1 < len(starts):
+                w *= np.clip((tile - d - margin) / ramp, 0, 1)
+        weights.append(w)
+    total = np.zeros((starts[-1] + tile) * scale)
+    for start, w in zip(starts, weights):
+        total[start * scale:(start + tile) * scale] += w
+    return [(w / total[start * scale:(start + tile) * scale]).astype(np.float32) for start, w in zip(starts, weights)]
 
 
 class TiledSR:
@@ -58,27 +91,31 @@ class TiledSR:
     Args:
         net (nn.Module): Maps (B, C, h, w) in [0, 1] to (B, C, h*scale, w*scale).
         scale (int): Upscale factor.
-        tile (int): Tile side in LR pixels.
-        overlap (int): Overlap between neighbouring tiles, LR pixels.
-        batch_size (int): Tiles per forward.
-        device (str | torch.device): Where the network runs.
-        ensemble (bool): Average the 8 flips/rotations (x8 self-ensemble).
-        precision (str): 'fp32', or 'fp16'/'bf16' autocast on CUDA.
+        tile (int): Tile side in LR pixels. Default: 256.
+        overlap (int): Overlap between neighbouring tiles, LR pixels. Default: 32.
+        batch_size (int): Tiles per forward (tiles of one tile row batch together). Default: 4.
+        device (str | torch.device): Where the network runs. Default: 'cpu'.
+        ensemble (bool): Average the 8 flips/rotations (x8 self-ensemble). Default: False.
+        precision (str): 'fp32', or 'fp16'/'bf16' autocast. Default: 'fp32'.
     """
 
     def __init__(self, net, scale, tile=256, overlap=32, batch_size=4, device='cpu', ensemble=False,
                  precision='fp32'):
-        if overlap >= tile:
-            raise ValueError(f'overlap {overlap} must be smaller than the tile {tile}.')
+        if not 0 <= overlap < tile:
+            raise ValueError(f'--overlap {overlap} must be at least 0 and smaller than --tile {tile}.')
         self.net, self.scale, self.tile, self.overlap = net, scale, tile, overlap
         self.batch_size, self.device, self.ensemble = batch_size, torch.device(device), ensemble
         self.dtype = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
-        self.margin = overlap // 4
-        self.ramp = overlap - 2 * self.margin
         self.tiles_done = 0
+
+    def grid(self, height, width):
+        """Tile side and starts along each axis: (th, tw, ys, xs)."""
+        th, tw = min(self.tile, height), min(self.tile, width)
+        return th, tw, tile_starts(height, th, self.overlap), tile_starts(width, tw, self.overlap)
 
     @torch.no_grad()
     def _forward(self, batch):
+        """(B, C, h, w) float32 array in [0, 1] -> (B, C, h*scale, w*scale) float32 array."""
         x = torch.from_numpy(batch).to(self.device)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             if not self.ensemble:
@@ -93,108 +130,106 @@ class TiledSR:
                     out = out + torch.rot90(y, -k, (2, 3))
             return (out / 8).cpu().numpy()
 
-    def rows(self, img):
-        """img: (C, H, W) float32 in [0, 1]. Yields (y0, rows) with rows (C, n, W*scale), top to bottom."""
-        c, h, w = img.shape
-        s, th, tw = self.scale, min(self.tile, h), min(self.tile, w)
-        ys, xs = tile_starts(h, th, self.overlap), tile_starts(w, tw, self.overlap)
-        acc = np.zeros((c, th * s, w * s), np.float32)
-        wsum = np.zeros((th * s, w * s), np.float32)
-        top = 0  # output row of acc[:, 0]
-        for i, y in enumerate(ys):
-            shift = y * s - top
-            if shift:
-                yield top, acc[:, :shift] / np.maximum(wsum[:shift], 1e-8)
-                acc = np.roll(acc, -shift, axis=1)
-                wsum = np.roll(wsum, -shift, axis=0)
-                acc[:, -shift:] = 0
-                wsum[-shift:] = 0
-                top = y * s
-            wy = edge_weights(th, s, self.margin, self.ramp, i == 0, i == len(ys) - 1)
-            for j0 in range(0, len(xs), self.batch_size):
-                chunk = xs[j0:j0 + self.batch_size]
-                out = self._forward(np.stack([img[:, y:y + th, x:x + tw] for x in chunk]))
-                for j, (x, tile_out) in enumerate(zip(chunk, out), start=j0):
-                    wx = edge_weights(tw, s, self.margin, self.ramp, j == 0, j == len(xs) - 1)
-                    weight = wy[:, None] * wx[None, :]
-                    acc[:, :, x * s:(x + tw) * s] += tile_out * weight
-                    wsum[:, x * s:(x + tw) * s] += weight
-                self.tiles_done += len(chunk)
-        yield top, acc / np.maximum(wsum, 1e-8)
+    def rows(self, img, offset=0., span=1., progress=None):
+        """Super-resolve ``img`` band by band.
 
-    def __call__(self, img):
-        """img: (C, H, W) float32 in [0, 1] -> (C, H*scale, W*scale) float32."""
-        return np.concatenate([rows for _, rows in self.rows(img)], axis=1)
+        Args:
+            img (np.ndarray): (C, H, W) of any numeric type; ``(img - offset) / span`` is the
+                network input in [0, 1]. Tiles are converted one at a time.
+            offset (float): Value mapped to 0. Default: 0.
+            span (float): Value range mapped to [0, 1]. Default: 1.
+            progress (callable, optional): Called with the number of tiles after each forward.
+
+        Yields:
+            (int, np.ndarray): Output row of the first row, and (C, n, W*scale) float32 rows,
+            top to bottom, in the network's [0, 1] scale.
+        """
+        c, h, w = img.shape
+        s = self.scale
+        th, tw, ys, xs = self.grid(h, w)
+        wys = blend_weights(ys, th, s, self.overlap)
+        wxs = blend_weights(xs, tw, s, self.overlap)
+        acc = np.zeros((c, th * s, w * s), np.float32)  # output rows [top, top + th*s)
+        top = 0
+        for y, wy in zip(ys, wys):
+            shift = y * s - top
+            if shift:  # rows above this tile row are final
+                yield top, acc[:, :shift].copy()
+                acc[:, :acc.shape[1] - shift] = acc[:, shift:]
+                acc[:, acc.shape[1] - shift:] = 0
+                top = y * s
+            for j0 in range(0, len(xs), self.batch_size):
+                chunk = range(j0, min(j0 + self.batch_size, len(xs)))
+                tiles = np.stack([img[:, y:y + th, xs[j]:xs[j] + tw] for j in chunk]).astype(np.float32)
+                if (offset, span) != (0., 1.):  # clip: only nodata lies outside the range
+                    tiles = np.clip(np.nan_to_num((tiles - offset) / span), 0, 1)
+                for j, tile_out in zip(chunk, self._forward(tiles)):
+                    acc[:, :, xs[j] * s:(xs[j] + tw) * s] += tile_out * (wy[:, None] * wxs[j][None, :])
+                self.tiles_done += len(chunk)
+                if progress:
+                    progress(len(chunk))
+        yield top, acc
+
+    def __call__(self, img, offset=0., span=1.):
+        """img: (C, H, W) -> (C, H*scale, W*scale) float32 in the network's [0, 1] scale."""
+        return np.concatenate([rows for _, rows in self.rows(img, offset, span)], axis=1)
 
 
 # ---------------------------------------------------------------------------- model
 
 def build_model(arch=None, arch_args=None, opt=None, weights=None, official=False, device='cpu'):
-    """Build a registered arch (from ``--arch``/``--arch-args`` or an option file's ``network_g``) and load weights."""
+    """Build a registered arch and load weights; returns (net in eval mode on ``device``, upscale or None).
+
+    Args:
+        arch (str): Registered arch name (ignored with ``opt``).
+        arch_args (dict): Constructor arguments of ``arch``.
+        opt (str): BasicSR option file whose ``network_g`` builds the model.
+        weights (str): Checkpoint: bare state dict or BasicSR's ``params``/``params_ema``.
+        official (bool): ``weights`` is the authors' file: convert it with ``rssr_arch.convert_official_state_dict``.
+        device (str): Where the network runs.
+    """
     import rssr_arch
-    import rssr_model  # noqa: F401
-    from basicsr.utils.registry import ARCH_REGISTRY
+    from rssr_cli import build_network
 
     if opt:
-        with open(opt) as f:
-            net_opt = dict(yaml.safe_load(f)['network_g'])
-        arch = net_opt.pop('type')
-        kwargs = net_opt
+        try:
+            with open(opt) as f:
+                net_opt = dict(yaml.safe_load(f)['network_g'])
+        except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+            raise ValueError(f'{opt}: no readable network_g section ({error!r}).') from error
     else:
-        kwargs = dict(arch_args or {})
-    if arch not in ARCH_REGISTRY:
-        raise ValueError(f'Unknown arch {arch!r}; registered: {sorted(ARCH_REGISTRY.keys())}.')
-    net = ARCH_REGISTRY.get(arch)(**kwargs)
+        net_opt = {'type': arch, **(arch_args or {})}
+    from basicsr.utils.registry import ARCH_REGISTRY
+    if net_opt.get('type') not in ARCH_REGISTRY:
+        raise ValueError(f'Unknown arch {net_opt.get("type")!r}; registered: {sorted(ARCH_REGISTRY.keys())}.')
+    try:
+        net = build_network(net_opt)
+    except TypeError as error:  # an argument the arch does not take; the message lists the accepted ones
+        raise ValueError(str(error)) from error
+    arch = net_opt.pop('type')
     if weights:
-        state = rssr_arch.unwrap_checkpoint(torch.load(weights, map_location='cpu', weights_only=not official))
+        try:
+            checkpoint = torch.load(weights, map_location='cpu', weights_only=not official)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # pickle/zip errors of a file that is not a checkpoint
+            raise ValueError(f'{weights}: not a readable PyTorch checkpoint ({error}).') from error
+        state = rssr_arch.unwrap_checkpoint(checkpoint)
         if official:
             state = rssr_arch.convert_official_state_dict(arch, state)
-        missing, unexpected = [], []
         own = net.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
         if missing or unexpected or wrong:
-            raise ValueError(f'{weights} does not fit {arch}({kwargs}): {len(missing)} missing keys {missing[:3]}, '
+            raise ValueError(f'{weights} does not fit {arch}({net_opt}): {len(missing)} missing keys {missing[:3]}, '
                              f'{len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} of other shapes {wrong[:3]}. '
-                             'Check --arch-args (e.g. upscale, widths) or pass --official for the authors\' files.')
+                             'Check --arch-args (e.g. upscale, widths), or pass --official for the authors\' files.')
         net.load_state_dict(state, strict=True)
-    return net.eval().to(device), kwargs.get('upscale', getattr(net, 'upscale', None))
+    return net.eval().to(device), net_opt.get('upscale', getattr(net, 'upscale', None))
 
 
 # ---------------------------------------------------------------------------- I/O
-
-def read_scene(path, bands=(1, 2, 3)):
-    """Return (img (3, H, W) float32 in [0, 1], meta) for PNG/JPEG/TIFF (rasterio for GeoTIFF when installed)."""
-    if path.lower().endswith(GEO_EXTENSIONS) and _rasterio() is not None:
-        rasterio = _rasterio()
-        try:
-            with rasterio.open(path) as src:
-                if src.count < 3 and tuple(bands) == (1, 2, 3):
-                    raise ValueError(f'{path}: has {src.count} band(s); super-resolution needs RGB. Pass --bands '
-                                     'with three band numbers, or convert the image.')
-                if max(bands) > src.count:
-                    raise ValueError(f'{path}: has {src.count} bands, --bands asks for {list(bands)}.')
-                data = src.read(list(bands))
-                meta = {'kind': 'geotiff', 'profile': src.profile.copy(), 'tags': src.tags(),
-                        'transform': src.transform, 'dtype': data.dtype}
-        except rasterio.errors.RasterioIOError as error:
-            raise ValueError(f'{path}: cannot be read ({error}).') from error
-    else:
-        raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise ValueError(f'{path}: cannot be read or decoded; check the file (for GeoTIFF metadata install the '
-                             'geo extra: pip install ".[geo]").')
-        if raw.ndim == 2 or raw.shape[2] not in (3, 4):
-            raise ValueError(f'{path}: has {1 if raw.ndim == 2 else raw.shape[2]} band(s); only RGB(A) images are '
-                             'supported here (use a GeoTIFF with --bands for multi-band rasters).')
-        data = raw[..., 2::-1].transpose(2, 0, 1)  # BGR(A) -> RGB, CHW; alpha dropped
-        meta = {'kind': 'image', 'dtype': raw.dtype}
-    if data.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f'{path}: pixel type {data.dtype} is not supported (8- or 16-bit integers are).')
-    peak = np.iinfo(data.dtype).max
-    return np.ascontiguousarray(data, dtype=np.float32) / peak, meta
-
 
 def _rasterio():
     try:
@@ -204,96 +239,237 @@ def _rasterio():
         return None
 
 
-def to_dtype(rows, dtype):
-    peak = np.iinfo(dtype).max
-    return np.clip(np.round(rows * peak), 0, peak).astype(dtype)
+def read_scene(path, bands=(1, 2, 3)):
+    """Read the RGB bands of a scene.
+
+    Returns:
+        (np.ndarray, dict): (3, H, W) array in the file's data type, and metadata: 'dtype',
+        'nodata' (or None), and for files read by rasterio 'profile' and 'tags'.
+    """
+    rasterio = _rasterio() if path.lower().endswith(TIFF_EXTENSIONS) else None
+    if rasterio is not None:
+        try:
+            with rasterio.open(path) as src:
+                if src.count < 3 and tuple(bands) == (1, 2, 3):
+                    raise ValueError(f'{path}: has {src.count} band(s); super-resolution needs RGB. Pass --bands '
+                                     'with three band numbers, or convert the image.')
+                if max(bands) > src.count or min(bands) < 1:
+                    raise ValueError(f'{path}: has {src.count} bands, --bands asks for {list(bands)}.')
+                data = src.read(list(bands))
+                meta = {'profile': src.profile.copy(), 'tags': src.tags(), 'nodata': src.nodata}
+        except rasterio.errors.RasterioIOError as error:
+            raise ValueError(f'{path}: cannot be read ({error}).') from error
+    else:
+        raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise ValueError(f'{path}: cannot be read or decoded; check the file (multi-band and GeoTIFF files '
+                             'need the geo extra: pip install ".[geo]").')
+        if raw.ndim == 2 or raw.shape[2] not in (3, 4):
+            raise ValueError(f'{path}: has {1 if raw.ndim == 2 else raw.shape[2]} band(s); only RGB(A) images are '
+                             'supported here (use a GeoTIFF with --bands for multi-band rasters).')
+        data = raw[..., 2::-1].transpose(2, 0, 1)  # BGR(A) -> RGB, CHW; alpha dropped
+        meta = {'nodata': None}
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise ValueError(f'{path}: pixel type {data.dtype} is not supported (integer or float rasters are).')
+    meta['dtype'] = data.dtype
+    return np.ascontiguousarray(data), meta
 
 
-def super_resolve_file(engine, src, dst, bands=(1, 2, 3), progress=True):
-    """Super-resolve ``src`` into ``dst`` through a temporary file renamed at the end. Returns tiles done."""
-    img, meta = read_scene(src, bands)
-    _, h, w = img.shape
-    s = engine.scale
-    tmp = f'{dst}.part{osp.splitext(dst)[1]}'
-    ys = tile_starts(h, min(engine.tile, h), engine.overlap)
-    bar = tqdm(total=len(ys), desc=osp.basename(src), unit='tile-row', disable=not progress)
-    try:
-        if meta['kind'] == 'geotiff':
-            rasterio = _rasterio()
-            from rasterio.windows import Window
-            profile = dict(meta['profile'])
-            transform = meta['transform'] @ type(meta['transform']).scale(1 / s)  # pixel size / scale
-            profile.update(width=w * s, height=h * s, count=3, transform=transform, tiled=True, blockxsize=256,
-                           blockysize=256, compress='deflate', driver='GTiff', dtype=meta['dtype'])
-            profile.pop('photometric', None)
-            with rasterio.open(tmp, 'w', **profile) as out:
-                out.update_tags(**meta['tags'])
-                for top, rows in engine.rows(img):
-                    out.write(to_dtype(rows, meta['dtype']), window=Window(0, top, w * s, rows.shape[1]))
-                    bar.update()
+def value_range(data, meta, stretch='auto'):
+    """(offset, span): ``(data - offset) / span`` maps the scene to [0, 1] (see the module docstring)."""
+    dtype = meta['dtype']
+    if stretch == 'auto':
+        stretch = 'dtype' if dtype in (np.uint8, np.uint16) else 'minmax'
+    if stretch == 'dtype':
+        if not np.issubdtype(dtype, np.unsignedinteger):
+            raise ValueError(f'--stretch dtype needs unsigned integers, the scene is {dtype}: use --stretch minmax.')
+        return 0., float(np.iinfo(dtype).max)
+    valid = data if meta['nodata'] is None else data[data != meta['nodata']]
+    valid = valid[np.isfinite(valid)] if np.issubdtype(dtype, np.floating) else valid
+    if valid.size == 0:
+        return 0., 1.
+    low, high = float(valid.min()), float(valid.max())
+    return low, (high - low) or 1.
+
+
+def from_unit(rows, offset, span, dtype):
+    """Map network output back to the scene's values and data type (clipped to the stretched range)."""
+    values = np.clip(rows, 0, 1) * span + offset
+    if np.issubdtype(dtype, np.integer):
+        values = np.round(values)
+    return values.astype(dtype)
+
+
+class _TiffWriter:
+    """Tiled, DEFLATE-compressed (Geo)TIFF written strip by strip with rasterio."""
+
+    def __init__(self, path, meta, height, width, scale):
+        rasterio = _rasterio()
+        profile = dict(meta.get('profile') or {})
+        if 'transform' in profile and profile.get('crs') is not None:
+            profile['transform'] = profile['transform'] @ rasterio.Affine.scale(1 / scale)  # pixel size / scale
         else:
-            result = np.empty((h * s, w * s, 3), meta['dtype'])
-            for top, rows in engine.rows(img):
-                result[top:top + rows.shape[1]] = to_dtype(rows, meta['dtype']).transpose(1, 2, 0)[..., ::-1]
-                bar.update()
-            if not cv2.imwrite(tmp, result):
-                raise ValueError(f'cannot write {tmp}; check the output folder and extension.')
+            profile.pop('transform', None)
+        for key in ('photometric', 'blockxsize', 'blockysize', 'interleave'):
+            profile.pop(key, None)
+        profile.update(driver='GTiff', width=width, height=height, count=3, dtype=meta['dtype'], tiled=True,
+                       blockxsize=256, blockysize=256, compress='deflate', bigtiff='if_safer')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
+            self.file = rasterio.open(path, 'w', **profile)
+        self.file.update_tags(**meta.get('tags', {}))
+        self.window = rasterio.windows.Window
+
+    def write(self, top, rows):
+        self.file.write(rows, window=self.window(0, top, rows.shape[2], rows.shape[1]))
+
+    def close(self):
+        self.file.close()
+
+    abort = close
+
+
+class _ArrayWriter:
+    """PNG/JPEG/BMP/TIFF through OpenCV: holds the whole output array until ``close``."""
+
+    def __init__(self, path, meta, height, width, scale):
+        self.path, self.array = path, np.empty((height, width, 3), meta['dtype'])
+
+    def write(self, top, rows):
+        self.array[top:top + rows.shape[1]] = rows.transpose(1, 2, 0)[..., ::-1]  # RGB -> BGR
+
+    def close(self):
+        if not cv2.imwrite(self.path, self.array):
+            raise ValueError(f'cannot write {self.path}: OpenCV has no encoder for {self.array.dtype} images of '
+                             'this extension (try --ext .tif), or the folder is not writable.')
+
+    def abort(self):
+        self.array = None
+
+
+def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progress=True):
+    """Super-resolve ``src`` into ``dst`` through a temporary file renamed at the end.
+
+    Returns:
+        dict: 'offset', 'span' of the value mapping and 'tiles' of this scene.
+    """
+    if osp.exists(dst) and osp.samefile(src, dst):
+        raise ValueError(f'{dst}: output would overwrite its input; choose another output folder.')
+    data, meta = read_scene(src, bands)
+    offset, span = value_range(data, meta, stretch)
+    _, h, w = data.shape
+    s = engine.scale
+    th, tw, ys, xs = engine.grid(h, w)
+    tmp = f'{dst}.part{osp.splitext(dst)[1]}'
+    use_rasterio = dst.lower().endswith(TIFF_EXTENSIONS) and _rasterio() is not None
+    stretched = not (np.issubdtype(meta['dtype'], np.unsignedinteger)
+                     and (offset, span) == (0., float(np.iinfo(meta['dtype']).max)))
+    bar = tqdm(total=len(ys) * len(xs), desc=osp.basename(src), unit='tile', disable=not progress)
+    writer = None
+    try:
+        writer = (_TiffWriter if use_rasterio else _ArrayWriter)(tmp, meta, h * s, w * s, s)
+        if use_rasterio and stretched:
+            writer.file.update_tags(RSSR_STRETCH=f'value = {offset!r} + {span!r} * x, x = network output in [0, 1]')
+        nodata = meta['nodata']
+        for top, rows in engine.rows(data, offset, span, progress=bar.update):
+            out = from_unit(rows, offset, span, meta['dtype'])
+            if nodata is not None:  # nodata stays nodata (nearest upsampling of the LR mask)
+                lr = data[:, top // s:(top + rows.shape[1]) // s]
+                mask = (np.isnan(lr) if np.isnan(nodata) else lr == nodata).repeat(s, 1).repeat(s, 2)
+                out[mask] = nodata
+            writer.write(top, out)
+        writer.close()
+        writer = None
         os.replace(tmp, dst)
     finally:
         bar.close()
+        if writer is not None:
+            writer.abort()
         if osp.exists(tmp):
             os.remove(tmp)
+    return {'offset': offset, 'span': span, 'tiles': len(ys) * len(xs)}
 
 
 def peak_rss_mib():
+    """Peak resident memory of this process (VmHWM), MiB."""
     with open('/proc/self/status') as f:
         return next(int(line.split()[1]) for line in f if line.startswith('VmHWM:')) / 1024
 
 
 def main(argv=None):
+    """``rssr-infer`` command line; ``argv`` defaults to ``sys.argv[1:]``."""
     parser = argparse.ArgumentParser(prog='rssr-infer', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('input', help='image file or folder (PNG, JPEG, TIFF, GeoTIFF)')
-    parser.add_argument('output', help='output folder')
+    parser.add_argument('output', help='output folder (outputs keep the input file names)')
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument('-opt', help='BasicSR option file: its network_g builds the model')
     which.add_argument('--arch', help='registered arch, e.g. FAT, TSFNet')
-    parser.add_argument('--arch-args', type=json.loads, default={}, help='JSON constructor arguments')
+    parser.add_argument('--arch-args', type=json.loads, default={}, help='JSON constructor arguments of --arch')
     parser.add_argument('--weights', help='checkpoint (BasicSR params/params_ema, or official with --official)')
     parser.add_argument('--official', action='store_true', help='convert an official TSFNet/FAT checkpoint')
     parser.add_argument('--scale', type=int, help='upscale factor when the arch has no `upscale` argument')
-    parser.add_argument('--tile', type=int, default=256, help='tile side, LR pixels (TSFNet x8: 32 = the official '
-                        '256 HR evaluation blocks)')
-    parser.add_argument('--overlap', type=int, default=32, help='tile overlap, LR pixels')
-    parser.add_argument('--batch-size', type=int, default=4, help='tiles per forward')
+    parser.add_argument('--tile', type=int, default=256, help='tile side, LR pixels (default 256)')
+    parser.add_argument('--overlap', type=int, default=32, help='tile overlap, LR pixels (default 32); 0: side by '
+                        'side, as the official TSFNet evaluation (x8: --tile 32 --overlap 0 = 256 HR blocks)')
+    parser.add_argument('--batch-size', type=int, default=4, help='tiles per forward (default 4)')
     parser.add_argument('--bands', type=int, nargs=3, default=(1, 2, 3), help='RGB band numbers of GeoTIFFs')
+    parser.add_argument('--stretch', choices=['auto', 'dtype', 'minmax'], default='auto',
+                        help='value mapping to [0, 1] (see above; default auto)')
+    parser.add_argument('--ext', help='output format by extension, e.g. .tif (default: the input\'s)')
     parser.add_argument('--ensemble', action='store_true', help='x8 self-ensemble (flips and rotations)')
     parser.add_argument('--precision', choices=['fp32', 'fp16', 'bf16'], default='fp32', help='autocast on CUDA')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error(f'--device {args.device}: no CUDA device here; use --device cpu')
+    if args.precision != 'fp32' and not args.device.startswith('cuda'):
+        parser.error(f'--precision {args.precision} is for CUDA devices')
     try:
         net, upscale = build_model(args.arch, args.arch_args, args.opt, args.weights, args.official, args.device)
-        scale = upscale or args.scale
-        if not scale:
-            parser.error('the arch has no `upscale` argument: pass --scale')
-        if args.weights is None:
-            print('warning: no --weights, running an untrained network', file=sys.stderr)
-        engine = TiledSR(net, scale, args.tile, args.overlap, args.batch_size, args.device, args.ensemble,
-                         args.precision if args.device.startswith('cuda') else 'fp32')
-        if osp.isdir(args.input):
-            files = sorted(osp.join(args.input, f) for f in os.listdir(args.input) if f.lower().endswith(IMAGE_EXTENSIONS))
-            if not files:
-                raise ValueError(f'{args.input}: no PNG/JPEG/TIFF images.')
-        else:
-            files = [args.input]
-        os.makedirs(args.output, exist_ok=True)
-        start = time.time()
-        for src in files:
-            super_resolve_file(engine, src, osp.join(args.output, osp.basename(src)), args.bands)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError) as error:
         sys.exit(f'rssr-infer: {error}')
-    print(f'{len(files)} scene(s), {engine.tiles_done} tiles of {args.tile}px (overlap {args.overlap}), '
-          f'{time.time() - start:.1f} s, peak RSS {peak_rss_mib():.0f} MiB -> {args.output}')
+    scale = upscale or args.scale
+    if not scale:
+        parser.error('the arch has no `upscale` argument: pass --scale')
+    if args.weights is None:
+        print('rssr-infer: warning: no --weights, running an untrained network', file=sys.stderr)
+    try:
+        engine = TiledSR(net, scale, args.tile, args.overlap, args.batch_size, args.device, args.ensemble,
+                         args.precision)
+    except ValueError as error:
+        parser.error(str(error))
+    if osp.isdir(args.input):
+        files = sorted(osp.join(args.input, f) for f in os.listdir(args.input) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            sys.exit(f'rssr-infer: {args.input}: no PNG/JPEG/TIFF images.')
+    elif osp.isfile(args.input):
+        files = [args.input]
+    else:
+        sys.exit(f'rssr-infer: {args.input}: no such file or folder.')
+    names = [osp.basename(f) for f in files]
+    outputs = [osp.join(args.output, osp.splitext(n)[0] + args.ext if args.ext else n) for n in names]
+    clash = next((src for src, dst in zip(files, outputs) if osp.exists(dst) and osp.samefile(src, dst)), None)
+    if clash:
+        sys.exit(f'rssr-infer: {clash}: the output would overwrite its input; choose another output folder.')
+    os.makedirs(args.output, exist_ok=True)
+    start, failed = time.time(), []
+    for src, dst in zip(files, outputs):
+        try:
+            super_resolve_file(engine, src, dst, args.bands, args.stretch, progress=not args.quiet)
+        except (ValueError, FileNotFoundError) as error:
+            print(f'rssr-infer: {error}', file=sys.stderr)
+            failed.append(src)
+        except RuntimeError as error:  # out of memory and other runtime failures: the next scene would fail too
+            hint = ' Lower --batch-size or --tile.' if 'out of memory' in str(error).lower() else ''
+            sys.exit(f'rssr-infer: {src}: {error}{hint}')
+    cuda = (f', peak CUDA memory {torch.cuda.max_memory_allocated(engine.device) / 2**20:.0f} MiB'
+            if engine.device.type == 'cuda' else '')
+    print(f'{len(files) - len(failed)} scene(s), {engine.tiles_done} tiles of {args.tile}px (overlap {args.overlap}, '
+          f'x{scale}), {time.time() - start:.1f} s, peak RSS {peak_rss_mib():.0f} MiB{cuda} -> {args.output}')
+    if failed:
+        sys.exit(f'rssr-infer: {len(failed)} of {len(files)} scene(s) failed: {", ".join(failed)}')
 
 
 if __name__ == '__main__':
