@@ -142,7 +142,8 @@ class TiledSR:
 
         Yields:
             (int, np.ndarray): Output row of the first row, and (C, n, W*scale) float32 rows,
-            top to bottom, in the network's [0, 1] scale.
+            top to bottom, in the network's [0, 1] scale. The rows are a view of the
+            accumulator, valid (and free to modify) until the next iteration.
         """
         c, h, w = img.shape
         s = self.scale
@@ -154,7 +155,7 @@ class TiledSR:
         for y, wy in zip(ys, wys):
             shift = y * s - top
             if shift:  # rows above this tile row are final
-                yield top, acc[:, :shift].copy()
+                yield top, acc[:, :shift]  # a view: the consumer is done with it when we resume
                 acc[:, :acc.shape[1] - shift] = acc[:, shift:]
                 acc[:, acc.shape[1] - shift:] = 0
                 top = y * s
@@ -172,7 +173,7 @@ class TiledSR:
 
     def __call__(self, img, offset=0., span=1.):
         """img: (C, H, W) -> (C, H*scale, W*scale) float32 in the network's [0, 1] scale."""
-        return np.concatenate([rows for _, rows in self.rows(img, offset, span)], axis=1)
+        return np.concatenate([rows.copy() for _, rows in self.rows(img, offset, span)], axis=1)
 
 
 # ---------------------------------------------------------------------------- model
@@ -293,35 +294,50 @@ def value_range(data, meta, stretch='auto'):
 
 
 def from_unit(rows, offset, span, dtype):
-    """Map network output back to the scene's values and data type (clipped to the stretched range)."""
-    values = np.clip(rows, 0, 1) * span + offset
+    """Map float32 network output (overwritten, to save a copy) back to the scene's values and data type."""
+    np.clip(rows, 0, 1, out=rows)  # the stretched range
+    rows *= span
+    rows += offset
     if np.issubdtype(dtype, np.integer):
-        values = np.round(values)
-    return values.astype(dtype)
+        np.round(rows, out=rows)
+    return rows.astype(dtype, copy=False)
 
 
 class _TiffWriter:
-    """Tiled, DEFLATE-compressed (Geo)TIFF written strip by strip with rasterio."""
+    """Tiled, DEFLATE-compressed (Geo)TIFF written strip by strip with rasterio.
+
+    Rows are written in whole rows of 256x256 blocks (the rest waits for the next
+    strip): GDAL keeps partly written blocks in its cache, up to 5% of the RAM.
+    """
+
+    block = 256
 
     def __init__(self, path, meta, height, width, scale):
         rasterio = _rasterio()
         profile = dict(meta.get('profile') or {})
-        if 'transform' in profile and profile.get('crs') is not None:
+        if profile.get('transform', rasterio.Affine.identity()) != rasterio.Affine.identity():
             profile['transform'] = profile['transform'] @ rasterio.Affine.scale(1 / scale)  # pixel size / scale
-        else:
+        else:  # no georeferencing: write none rather than a made-up pixel size
             profile.pop('transform', None)
         for key in ('photometric', 'blockxsize', 'blockysize', 'interleave'):
             profile.pop(key, None)
         profile.update(driver='GTiff', width=width, height=height, count=3, dtype=meta['dtype'], tiled=True,
-                       blockxsize=256, blockysize=256, compress='deflate', bigtiff='if_safer')
+                       blockxsize=self.block, blockysize=self.block, compress='deflate', bigtiff='if_safer')
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
             self.file = rasterio.open(path, 'w', **profile)
         self.file.update_tags(**meta.get('tags', {}))
         self.window = rasterio.windows.Window
+        self.height, self.pending = height, None
 
     def write(self, top, rows):
-        self.file.write(rows, window=self.window(0, top, rows.shape[2], rows.shape[1]))
+        if self.pending is not None:
+            top, rows = self.pending_top, np.concatenate([self.pending, rows], axis=1)
+        end = top + rows.shape[1]
+        cut = rows.shape[1] if end == self.height else end // self.block * self.block - top
+        if cut:
+            self.file.write(rows[:, :cut], window=self.window(0, top, rows.shape[2], cut))
+        self.pending, self.pending_top = (rows[:, cut:].copy(), top + cut) if cut < rows.shape[1] else (None, None)
 
     def close(self):
         self.file.close()

@@ -49,7 +49,7 @@ def test_tiled_equals_whole_image_when_the_receptive_field_fits(batch_size):
     net = ConvSR().eval()
     lr = np.random.default_rng(0).integers(0, 65536, (3, 50, 71), dtype=np.uint16)
     engine = TiledSR(net, 2, tile=24, overlap=16, batch_size=batch_size)  # margin 4 >= radius 3
-    strips = list(engine.rows(lr, offset=0., span=65535.))  # 16-bit scene converted tile by tile
+    strips = [(top, rows.copy()) for top, rows in engine.rows(lr, offset=0., span=65535.)]  # 16-bit, per tile
     assert max(rows.shape[1] for _, rows in strips) <= 24 * 2  # memory: one band of tile rows at a time
     assert [top for top, _ in strips] == [2 * y for y in tile_starts(50, 24, 16)]
     tiled = np.concatenate([rows for _, rows in strips], axis=1)
