@@ -157,11 +157,18 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x):
+        """x: (B, C, H, W) -> (B, C, H, W) in channels-last memory format (no copy back)."""
         return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
 class MDTA(nn.Module):
     """Multi-Dconv head transposed attention (Restormer): attention across channels.
+
+    Computed in the (B, H*W, C) layout the channel LayerNorm produces, so the
+    convolutions run channels-last: the per-head query-key products are the
+    diagonal blocks of one (C, C) Gram matrix, the L2 normalisation of queries
+    and keys is applied to that matrix, and the output projection is folded
+    into the per-sample attention matrix (one (C, C) product with the values).
 
     Args:
         channels (int): Channels.
@@ -178,10 +185,18 @@ class MDTA(nn.Module):
         self.project_out = nn.Conv2d(channels, channels, 1, bias=False)
 
     def forward(self, x):
+        """x: (B, C, H, W) -> (B, C, H, W) in channels-last memory format."""
         b, c, h, w = x.shape
-        q, k, v = self.qkv_dwconv(self.qkv(self.norm(x))).view(b, 3, self.num_heads, c // self.num_heads, h * w).unbind(1)
-        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * self.temperature
-        return self.project_out((attn.softmax(dim=-1) @ v).view(b, c, h, w))
+        heads, d = self.num_heads, c // self.num_heads
+        qkv = self.qkv_dwconv(self.qkv(self.norm(x)))
+        q, k, v = qkv.permute(0, 2, 3, 1).reshape(b, h * w, 3 * c).split(c, dim=-1)  # (B, N, C) views
+        gram = (q.transpose(1, 2) @ k).view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
+        # F.normalize's eps (1e-12) on the norms, applied to their squares
+        q_norm = q.square().sum(1).clamp_min(1e-24).sqrt().view(b, heads, d, 1)
+        k_norm = k.square().sum(1).clamp_min(1e-24).sqrt().view(b, heads, 1, d)
+        attn = (gram / (q_norm * k_norm) * self.temperature).softmax(dim=-1)  # (B, heads, d, d)
+        mix = torch.einsum('ohd,bhde->bohe', self.project_out.weight.view(c, heads, d), attn).reshape(b, c, c)
+        return (v @ mix.transpose(1, 2)).view(b, h, w, c).permute(0, 3, 1, 2)
 
 
 class CFS(nn.Module):
