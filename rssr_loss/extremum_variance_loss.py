@@ -17,8 +17,81 @@ def local_variance(x, window=4, stride=4):
     return (win - mean).square().mean(dim=(-2, -1))
 
 
+def _sort_pairs(v, pairs, descending=True):
+    """Compare-exchange network on a list of equally shaped tensors: v[i] gets the larger (or smaller) of v[i], v[j]."""
+    first, second = (torch.maximum, torch.minimum) if descending else (torch.minimum, torch.maximum)
+    for i, j in pairs:
+        v[i], v[j] = first(v[i], v[j]), second(v[i], v[j])
+    return v
+
+
+SORT4 = ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2))  # sorts any 4 values
+BITONIC4 = ((0, 2), (1, 3), (0, 1), (2, 3))  # sorts a bitonic sequence of 4
+
+
+def _best4_of_two_sorted(a, b, descending):
+    """The 4 largest (smallest) of two sorted 4-lists, as a bitonic list: elementwise max (min) of a and reversed b."""
+    pick = torch.maximum if descending else torch.minimum
+    return [pick(a[i], b[3 - i]) for i in range(4)]
+
+
+def _extremes_4x4(x):
+    """Sum of the 4 largest and of the 4 smallest values of every 4x4 window (stride 1), and the 4th of each.
+
+    Windows overlap, so instead of sorting 16 values per window, each 4-pixel
+    column is sorted once, neighbouring columns are merged into the best 4 of 8,
+    and neighbouring pairs into the best 4 of 16 (bitonic merges): about 50
+    elementwise min/max passes over the image instead of two top-k per pixel.
+
+    Args:
+        x (Tensor): (N, C, H, W), H and W >= 4.
+
+    Returns:
+        tuple[Tensor]: top sum, bottom sum, 4th largest, 4th smallest; each (N, C, H-3, W-3).
+    """
+    h = x.shape[-2] - 3
+    column = _sort_pairs([x[..., i:i + h, :] for i in range(4)], SORT4)  # descending, (N, C, H-3, W)
+    sums, kth = [], []
+    for descending in (True, False):
+        col = column if descending else column[::-1]
+        pair = _sort_pairs(_best4_of_two_sorted([c[..., :-1] for c in col], [c[..., 1:] for c in col], descending),
+                           BITONIC4, descending)  # columns j and j+1, (N, C, H-3, W-1)
+        best = _best4_of_two_sorted([p[..., :-2] for p in pair], [p[..., 2:] for p in pair], descending)
+        sums.append(best[0] + best[1] + best[2] + best[3])
+        kth.append(torch.minimum(torch.minimum(best[0], best[1]), torch.minimum(best[2], best[3])) if descending
+                   else torch.maximum(torch.maximum(best[0], best[1]), torch.maximum(best[2], best[3])))
+    return (*sums, *kth)
+
+
+class _LocalExtremes4x4(torch.autograd.Function):
+    """Means of the 4 largest / smallest values of every 4x4 window; the gradient of each mean goes
+    (1/4 each) to the window's values at or beyond its 4th extreme, i.e. to the selected values."""
+
+    @staticmethod
+    def forward(ctx, x):
+        top, bottom, top_kth, bottom_kth = _extremes_4x4(x)
+        ctx.save_for_backward(x, top_kth, bottom_kth)
+        return top / 4, bottom / 4
+
+    @staticmethod
+    def backward(ctx, grad_top, grad_bottom):
+        x, top_kth, bottom_kth = ctx.saved_tensors
+        h, w = top_kth.shape[-2:]
+        grad_top, grad_bottom = grad_top / 4, grad_bottom / 4
+        grad = torch.zeros_like(x)
+        for dy in range(4):
+            for dx in range(4):
+                shifted = x[..., dy:dy + h, dx:dx + w]
+                grad[..., dy:dy + h, dx:dx + w] += (torch.where(shifted >= top_kth, grad_top, 0) +
+                                                    torch.where(shifted <= bottom_kth, grad_bottom, 0))
+        return grad
+
+
 def local_extremes(x, window=4, stride=1, k=4):
     """Means of the k largest and k smallest values of each window.
+
+    The paper's setting (4x4 windows, stride 1, k=4) runs through a merge
+    network with a hand-written backward; other settings use top-k.
 
     Args:
         x (Tensor): (N, C, H, W).
@@ -26,6 +99,8 @@ def local_extremes(x, window=4, stride=1, k=4):
     Returns:
         tuple[Tensor, Tensor]: two (N, C, H', W') maps.
     """
+    if (window, stride, k) == (4, 1, 4) and min(x.shape[-2:]) >= 4:
+        return _LocalExtremes4x4.apply(x)
     # Values are laid out row by row inside each window (as F.unfold does), so ties
     # resolve the same way, and topk keeps only k indices per window for backward.
     flat = _windows(x, window, stride).flatten(-2)

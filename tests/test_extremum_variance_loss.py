@@ -50,3 +50,18 @@ def test_registry_weight_and_reduction():
     assert torch.allclose(summed, sum(m.sum() for m in maps))
     with pytest.raises(ValueError, match='reduction'):
         ExtremumVarianceLoss(reduction='none')
+
+
+def test_merge_network_equals_top_k_with_its_gradient():
+    """The paper's 4x4/k=4 path (merge network, own backward) against top-k on the unfolded windows."""
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 11, 9, dtype=torch.float64, requires_grad=True)
+    top, bottom = local_extremes(x)
+    flat = x.unfold(2, 4, 1).unfold(3, 4, 1).flatten(-2)
+    ref_top, ref_bottom = flat.topk(4, dim=-1).values.mean(-1), flat.topk(4, dim=-1, largest=False).values.mean(-1)
+    assert torch.allclose(top, ref_top) and torch.allclose(bottom, ref_bottom)
+    weights = torch.randn_like(top), torch.randn_like(bottom)
+    grad, = torch.autograd.grad((top * weights[0]).sum() + (bottom * weights[1]).sum(), x)
+    ref_grad, = torch.autograd.grad((ref_top * weights[0]).sum() + (ref_bottom * weights[1]).sum(), x)
+    assert torch.allclose(grad, ref_grad)
+    assert torch.autograd.gradcheck(local_extremes, (x[:1, :1, :6, :7].detach().requires_grad_(), ))
