@@ -9,8 +9,9 @@ radius is at most ``overlap // 4`` LR pixels. ``--overlap 0`` is the official
 TSFNet block evaluation: tiles side by side, the last tile of a row or column
 moved back inside the scene and overwriting its neighbour.
 
-Memory: the LR scene stays in its own data type; outputs are accumulated one
-band of tile rows at a time and finished rows go to the writer. TIFF/GeoTIFF
+Memory: the LR scene stays in its own data type; the network sees one batch of
+tiles at a time; outputs are accumulated in one float32 band of ``tile*scale``
+rows across the output width and finished rows go to the writer. TIFF/GeoTIFF
 outputs (rasterio) are written strip by strip, so nothing of the output's size
 is ever held; PNG/JPEG encoders need the whole output array (``--ext .tif``
 avoids it).
