@@ -215,9 +215,14 @@ class CFS(nn.Module):
 
     def forward(self, guide, x):
         """guide: the first stage's decoder feature, x: this stage's feature; both (B, C, H, W)."""
-        x, guide = self.fre(x), self.spa(guide)
-        gates = self.conv_squeeze(mean_max(torch.cat([x, guide], dim=1))).sigmoid()
-        return self.conv(x * gates[:, :1] + guide * gates[:, 1:])
+        # Depthwise convs are several times faster channels-last on CPU (backward especially).
+        x = self.fre(x.contiguous(memory_format=torch.channels_last))
+        guide = self.spa(guide.contiguous(memory_format=torch.channels_last))
+        # Mean and max over the channels of [x, guide] without concatenating them.
+        stats = torch.stack([(x.sum(1) + guide.sum(1)) / (x.shape[1] + guide.shape[1]),
+                             torch.maximum(x.amax(1), guide.amax(1))], dim=1)
+        gates = self.conv_squeeze(stats).sigmoid()
+        return self.conv(torch.addcmul(x * gates[:, :1], guide, gates[:, 1:]))
 
 
 class FusionBlock(nn.Module):
