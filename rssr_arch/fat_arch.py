@@ -135,9 +135,7 @@ class LSHSparseAttention(nn.Module):
         query = sorted_chunks(match)
         key = with_neighbours(F.normalize(query, p=2, dim=-1, eps=5e-5))
         value = with_neighbours(sorted_chunks(assembly))
-        scores = torch.einsum('bhkie,bhkje->bhkij', query, key)
-        lse = scores.logsumexp(dim=-1, keepdim=True)
-        out = torch.einsum('bhkij,bhkje->bhkie', torch.exp(scores - lse), value)
+        out, lse = ChunkAttention.apply(query, key, value)
 
         out = out.reshape(n, rounds, -1, out.shape[-1])[:, :, :length].reshape(n, rounds * length, -1)
         lse = lse.reshape(n, rounds, -1)[:, :, :length].reshape(n, rounds * length)
@@ -171,6 +169,42 @@ class FourierSparseSelfAttention(nn.Module):
         return torch.fft.irfft2(torch.view_as_complex(spectrum), s=(h, w), norm='ortho')
 
 
+def window_attention(q, k, v, bias, fused=None):
+    """softmax(q k^T / sqrt(d) + bias) v for (B, heads, N, d) q, k, v and a (heads, N, N) bias.
+
+    ``fused`` (default: on GPUs) uses ``scaled_dot_product_attention``; on CPU
+    its float-mask path checks the mask and is slower than the plain products.
+    """
+    if fused if fused is not None else q.is_cuda:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
+    return ((q * q.shape[-1]**-0.5) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
+
+
+class ChunkAttention(torch.autograd.Function):
+    """softmax(q k^T) v and the log-sum-exp of each score row, with a flash-attention style backward.
+
+    q: (..., I, E), k: (..., J, E), v: (..., J, F) -> (..., I, F) and (..., I, 1).
+    Keeps only the probabilities for backward (not the scores or their exponentials).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v):
+        scores = q @ k.transpose(-2, -1)
+        lse = scores.logsumexp(dim=-1, keepdim=True)
+        probs = scores.sub_(lse).exp_()
+        out = probs @ v
+        ctx.save_for_backward(q, k, v, probs, out)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_lse):
+        q, k, v, probs, out = ctx.saved_tensors
+        # d lse / d scores = probs, so the lse gradient enters like the softmax's row term
+        rows = (grad_out * out).sum(dim=-1, keepdim=True) - grad_lse
+        grad_scores = (grad_out @ v.transpose(-2, -1)).sub_(rows).mul_(probs)
+        return grad_scores @ k, grad_scores.transpose(-2, -1) @ q, probs.transpose(-2, -1) @ grad_out
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention in non-overlapping windows with a relative position bias.
 
@@ -198,9 +232,8 @@ class WindowAttention(nn.Module):
         """x: (num_windows*B, N, C) with N = window area."""
         b, n, c = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype))
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1).to(q.dtype)
+        return self.proj(window_attention(q, k, v, bias).transpose(1, 2).reshape(b, n, c))
 
 
 class SwinLayer(nn.Module):
@@ -368,5 +401,7 @@ class FAT(nn.Module):
         feat = self.uafb(shallow)
         for block in self.blocks:
             feat = block(feat)
-        out = self.conv_last(self.upsample(self.conv_after_body(feat) + shallow))
-        return (out[..., :h * self.upscale, :w * self.upscale] + 1) / 2
+        # The upsampler's large convs run faster channels-last on CPU.
+        out = self.conv_last(self.upsample((self.conv_after_body(feat) + shallow).contiguous(
+            memory_format=torch.channels_last)))
+        return ((out[..., :h * self.upscale, :w * self.upscale] + 1) / 2).contiguous()

@@ -7,7 +7,8 @@ Usage:
 
 Each (implementation, mode) runs in a fresh process with the same weights (the
 official model's initialisation, converted) and the same input: the median of
-``--runs`` timed runs after a warm-up, and the peak resident-memory growth
+``--runs`` timed runs after a warm-up (best of ``--repeats`` processes per
+implementation, alternating official/ours), and the peak resident-memory growth
 (VmHWM, reset before the run) of one run over the weights and input already
 resident (measured in its own process). Modes: ``forward`` (eval, no grad) and ``train`` (forward + L1 +
 backward). Ratios are ours / official; below 1 is better. The official code
@@ -16,7 +17,6 @@ $RSSR_OFFICIAL_FAT); it needs ``einops`` (TSFNet) or ``timm`` (FAT). Without
 it the script says so and exits 0.
 """
 import argparse
-import itertools
 import json
 import os
 import statistics
@@ -121,7 +121,8 @@ def main():
     parser.add_argument('--arch', required=True, choices=sorted(DEFAULTS))
     parser.add_argument('--official', help='local clone of the official repository')
     parser.add_argument('--scale', type=int, default=None, help='upscale (TSFNet: 8, FAT: 4)')
-    parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--runs', type=int, default=3, help='timed runs per process (their median is kept)')
+    parser.add_argument('--repeats', type=int, default=3, help='timed processes per implementation (best is kept)')
     parser.add_argument('--impl', choices=['ours', 'official'], help=argparse.SUPPRESS)
     parser.add_argument('--mode', choices=['forward', 'train'], help=argparse.SUPPRESS)
     parser.add_argument('--measure', choices=['time', 'memory'], help=argparse.SUPPRESS)
@@ -138,17 +139,22 @@ def main():
     envs = {'time': dict(os.environ), 'memory': dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')}
     modes = ['train'] if args.arch == 'loss' else ['forward', 'train']
     print(f'{args.arch}: input {tuple(DEFAULTS[args.arch]["shape"])}, x{args.scale}, {torch.get_num_threads()} '
-          f'threads, median of {args.runs} after 1 warm-up, each in a fresh process')
+          f'threads, best of {args.repeats} alternating processes, each the median of {args.runs} runs after 1 '
+          'warm-up')
     print(f'{"mode":<8} {"official s":>11} {"ours s":>9} {"ratio":>6} {"official MiB":>13} {"ours MiB":>9} {"ratio":>6}')
     for mode in modes:
         result = {'official': {}, 'ours': {}}
-        for measure, impl in itertools.product(('time', 'memory'), ('official', 'ours')):
+        # Timed processes alternate official/ours --repeats times and each keeps its best median, so that
+        # a slow spell of the machine does not land on one side only.
+        runs = [('time', impl) for _ in range(args.repeats) for impl in ('official', 'ours')]
+        for measure, impl in runs + [('memory', 'official'), ('memory', 'ours')]:
             cmd = [sys.executable, __file__, '--arch', args.arch, '--official', args.official, '--scale',
                    str(args.scale), '--runs', str(args.runs), '--impl', impl, '--mode', mode, '--measure', measure]
             proc = subprocess.run(cmd, env=envs[measure], capture_output=True, text=True)
             if proc.returncode:
                 sys.exit(f'{impl} {mode} failed:\n{proc.stderr[-2000:]}')
-            result[impl].update(json.loads(proc.stdout.strip().splitlines()[-1]))
+            for key, value in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+                result[impl][key] = min(value, result[impl].get(key, value))
         o, u = result['official'], result['ours']
         print(f'{mode:<8} {o["seconds"]:>11.3f} {u["seconds"]:>9.3f} {u["seconds"] / o["seconds"]:>6.2f} '
               f'{o["peak_mib"]:>13.1f} {u["peak_mib"]:>9.1f} {u["peak_mib"] / max(o["peak_mib"], 1e-9):>6.2f}')
