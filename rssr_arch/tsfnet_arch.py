@@ -46,7 +46,7 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
 
     def forward(self, x):
-        return F.relu(self.conv2(F.relu(self.conv1(x))) + x)
+        return (self.conv2(F.relu(self.conv1(x), inplace=True)) + x).relu_()  # in place: fewer large buffers
 
 
 class RSPB(nn.Module):
@@ -72,7 +72,7 @@ class SpatialGate(nn.Sequential):
     """(B, 2, H, W) mean/max maps -> (B, 1, H, W) gate: depthwise 3x3, ReLU, 1x1, sigmoid."""
 
     def __init__(self):
-        super().__init__(nn.Conv2d(2, 2, 3, 1, 1, groups=2), nn.ReLU(), nn.Conv2d(2, 1, 1), nn.Sigmoid())
+        super().__init__(nn.Conv2d(2, 2, 3, 1, 1, groups=2), nn.ReLU(True), nn.Conv2d(2, 1, 1), nn.Sigmoid())
 
 
 def mean_max(x):
@@ -89,11 +89,11 @@ class AmplitudePhaseFilter(nn.Module):
     def __init__(self, channels):
         super().__init__()
         self.amp_conv = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, groups=channels), nn.ReLU(), nn.Conv2d(channels, channels, 1),
-            nn.ReLU())
+            nn.Conv2d(channels, channels, 3, 1, 1, groups=channels), nn.ReLU(True), nn.Conv2d(channels, channels, 1),
+            nn.ReLU(True))
         self.amp_gate = SpatialGate()
         self.pha_conv = nn.Sequential(
-            nn.Conv2d(2 * channels, 2 * channels, 3, 1, 1, groups=2 * channels), nn.ReLU(),
+            nn.Conv2d(2 * channels, 2 * channels, 3, 1, 1, groups=2 * channels), nn.ReLU(True),
             nn.Conv2d(2 * channels, channels, 1), nn.Sigmoid())
         self.pha_gate = SpatialGate()
 
@@ -108,7 +108,7 @@ class AmplitudePhaseFilter(nn.Module):
         new_pha = (new_pha * self.pha_gate(mean_max(new_pha))) * (2 * math.pi) - math.pi
         spectrum = torch.polar(new_amp, new_pha)
         out = torch.fft.irfft2(shift_rows(spectrum, -(h // 2 - 1)) + 1e-8, s=(h, w)).abs()
-        return F.relu(out + x)
+        return (out + x).relu_()
 
 
 class AGPF(nn.Module):
@@ -240,7 +240,7 @@ class FusionBlock(nn.Module):
         self.cfs = CFS(channels) if cross else None
 
     def forward(self, x, skip=None):
-        x = self.conv(x)
+        x = self.conv(x.contiguous(memory_format=torch.channels_last))  # channels-last as MDTA works
         x = self.attention(x) + x
         if skip is None:
             return x
