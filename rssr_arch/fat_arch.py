@@ -401,7 +401,5 @@ class FAT(nn.Module):
         feat = self.uafb(shallow)
         for block in self.blocks:
             feat = block(feat)
-        # The upsampler's large convs run faster channels-last on CPU.
-        out = self.conv_last(self.upsample((self.conv_after_body(feat) + shallow).contiguous(
-            memory_format=torch.channels_last)))
-        return ((out[..., :h * self.upscale, :w * self.upscale] + 1) / 2).contiguous()
+        out = self.conv_last(self.upsample(self.conv_after_body(feat) + shallow))
+        return (out[..., :h * self.upscale, :w * self.upscale] + 1) / 2
