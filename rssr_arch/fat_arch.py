@@ -175,7 +175,9 @@ def window_attention(q, k, v, bias, fused=None):
     ``fused`` (default: on GPUs) uses ``scaled_dot_product_attention``; on CPU
     its float-mask path checks the mask and is slower than the plain products.
     """
-    if fused if fused is not None else q.is_cuda:
+    if fused is None:
+        fused = q.is_cuda
+    if fused:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
     return ((q * q.shape[-1]**-0.5) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
 

@@ -75,8 +75,13 @@ class SpatialGate(nn.Sequential):
         super().__init__(nn.Conv2d(2, 2, 3, 1, 1, groups=2), nn.ReLU(True), nn.Conv2d(2, 1, 1), nn.Sigmoid())
 
 
-def mean_max(x):
-    return torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+def mean_max(*xs):
+    """(B, 2, H, W) mean and max over the channels of all of ``xs`` together, without concatenating them."""
+    total = sum(x.sum(dim=1) for x in xs) / sum(x.shape[1] for x in xs)
+    peak = xs[0].amax(dim=1)
+    for x in xs[1:]:
+        peak = torch.maximum(peak, x.amax(dim=1))
+    return torch.stack([total, peak], dim=1)
 
 
 class AmplitudePhaseFilter(nn.Module):
@@ -218,10 +223,7 @@ class CFS(nn.Module):
         # Depthwise convs are several times faster channels-last on CPU (backward especially).
         x = self.fre(x.contiguous(memory_format=torch.channels_last))
         guide = self.spa(guide.contiguous(memory_format=torch.channels_last))
-        # Mean and max over the channels of [x, guide] without concatenating them.
-        stats = torch.stack([(x.sum(1) + guide.sum(1)) / (x.shape[1] + guide.shape[1]),
-                             torch.maximum(x.amax(1), guide.amax(1))], dim=1)
-        gates = self.conv_squeeze(stats).sigmoid()
+        gates = self.conv_squeeze(mean_max(x, guide)).sigmoid()
         return self.conv(torch.addcmul(x * gates[:, :1], guide, gates[:, 1:]))
 
 
