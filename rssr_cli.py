@@ -13,16 +13,19 @@ and make three BasicSR 1.4.2 code paths work without CUDA:
 A network option the arch does not take is reported with the arch's accepted
 options instead of a bare ``TypeError``.
 """
+
 import os
 import sys
 
 import rssr_compat  # noqa: F401  (before basicsr)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
 import rssr_arch  # noqa: F401,E402  (register archs, losses, datasets, models)
 import rssr_data  # noqa: F401,E402
 import rssr_loss  # noqa: F401,E402
 import rssr_model  # noqa: F401,E402
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
 
 
 def _load_resume_state(opt):
@@ -39,8 +42,9 @@ def _load_resume_state(opt):
     if not state_path:
         return None
     if not os.path.isfile(state_path):
-        raise FileNotFoundError(f'Resume state {state_path} does not exist; fix path.resume_state '
-                                'or drop it to start from scratch.')
+        raise FileNotFoundError(
+            f'Resume state {state_path} does not exist; fix path.resume_state or drop it to start from scratch.'
+        )
     device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
     # Training states hold optimizer/scheduler objects, so they are not weights-only files.
     state = torch.load(state_path, map_location=device, weights_only=False)
@@ -62,7 +66,8 @@ def _model_to_device(self, net):
     if self.opt['dist']:
         device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
         net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+            net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
+        )
     elif self.opt['num_gpu'] > 1:
         net = torch.nn.DataParallel(net)
     return net
@@ -83,8 +88,10 @@ def build_network(opt):
         if 'unexpected keyword argument' not in str(error) or arch not in ARCH_REGISTRY:
             raise
         accepted = [p for p in inspect.signature(ARCH_REGISTRY.get(arch)).parameters if p != 'self']
-        raise TypeError(f'network type {arch!r}: {error}. It accepts {accepted}; fix that key in the '
-                        'option file (network_g / network_d).') from error
+        raise TypeError(
+            f'network type {arch!r}: {error}. It accepts {accepted}; fix that key in the '
+            'option file (network_g / network_d).'
+        ) from error
 
 
 def patch_basicsr():
@@ -138,8 +145,9 @@ def demo(opt_path=None):
 
     opt_path = opt_path or os.path.join(os.path.dirname(os.path.abspath(__file__)), 'options', 'train_demo_x4.yml')
     if not os.path.isfile(opt_path):
-        raise FileNotFoundError(f'Demo option file {opt_path} not found; run from the rssr checkout '
-                                '(python scripts/demo.py) or pass -opt.')
+        raise FileNotFoundError(
+            f'Demo option file {opt_path} not found; run from the rssr checkout (python scripts/demo.py) or pass -opt.'
+        )
     with open(opt_path) as f:
         opt = yaml.safe_load(f)
     val = opt['datasets']['val']
@@ -147,16 +155,20 @@ def demo(opt_path=None):
     make_demo_dataset(root, scale=opt['scale'])
 
     import cv2
+
     scale = opt['scale']
     names = sorted(os.listdir(val['dataroot_gt']))
     psnrs = []
     for name in names:
         hr = cv2.imread(os.path.join(val['dataroot_gt'], name))
-        lr = cv2.imread(os.path.join(val['dataroot_lq'], name)).astype(np.float64) / 255.
+        lr = cv2.imread(os.path.join(val['dataroot_lq'], name)).astype(np.float64) / 255.0
         sr = np.clip(np.round(imresize(lr, scale) * 255), 0, 255)
         psnrs.append(calculate_psnr(sr, hr, crop_border=scale))
-    print(f'Bicubic baseline on {val["name"]}: PSNR {np.mean(psnrs):.2f} dB (RGB, crop {scale}); '
-          'compare with the validation PSNR logged below.', flush=True)
+    print(
+        f'Bicubic baseline on {val["name"]}: PSNR {np.mean(psnrs):.2f} dB (RGB, crop {scale}); '
+        'compare with the validation PSNR logged below.',
+        flush=True,
+    )
 
     sys.argv = [sys.argv[0], '-opt', opt_path] + sys.argv[1:]
     train()

@@ -6,6 +6,7 @@ removed in 0.17. Every rssr package imports this module first, so that
 ``import rssr_arch`` (or ``rssr_loss``, ``rssr_data``, ``rssr_model``) works with
 current torchvision. This is the only place the alias lives.
 """
+
 import importlib
 import sys
 
@@ -20,6 +21,7 @@ def install():
         importlib.import_module(_LEGACY)
     except ImportError:
         import torchvision.transforms.functional as functional
+
         sys.modules[_LEGACY] = functional
 
 

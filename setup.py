@@ -1,4 +1,5 @@
 """rssr: a BasicSR plugin for large-factor remote-sensing image super-resolution."""
+
 from setuptools import find_packages, setup
 
 setup(

@@ -2,6 +2,7 @@ import importlib
 from os import path as osp
 
 import rssr_compat  # noqa: F401  (must precede the first basicsr import)
+
 from basicsr.utils import scandir
 
 # Import every '*_arch.py' module so that its classes register themselves.

@@ -1,11 +1,11 @@
 import math
 
-import torch
-from torch import nn
-
 import rssr_compat  # noqa: F401  (before basicsr)
+
+import torch
 from basicsr.utils.matlab_functions import calculate_weights_indices
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
 
 
 def bicubic_matrix(in_length, scale):

@@ -5,6 +5,7 @@ The official key names live only in the per-arch converter modules
 maps every official key to ours or drops it on purpose (modules the official
 code builds but never uses in ``forward``), and raises on anything unknown.
 """
+
 import importlib
 
 import torch
@@ -26,10 +27,12 @@ def unwrap_checkpoint(checkpoint):
     while isinstance(state, dict) and not any(torch.is_tensor(v) for v in state.values()):
         key = next((k for k in _WRAPPER_KEYS if k in state), None)
         if key is None:
-            raise ValueError(f'No state dict found in checkpoint with keys {sorted(state)[:10]}; '
-                             f'expected tensors or one of {_WRAPPER_KEYS}.')
+            raise ValueError(
+                f'No state dict found in checkpoint with keys {sorted(state)[:10]}; '
+                f'expected tensors or one of {_WRAPPER_KEYS}.'
+            )
         state = state[key]
-    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
+    return {(k[len('module.') :] if k.startswith('module.') else k): v for k, v in state.items()}
 
 
 def convert_official_state_dict(arch, official_state_dict):

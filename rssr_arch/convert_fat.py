@@ -5,6 +5,7 @@ attention of every plain Swin layer, the same in each SRT block and the MAT laye
 except its FSSA, the FSSA ``conv_layer``, ``FAT.ca``/``conv3``, ``UAFB.ca2``) and
 stores the relative position index as a buffer; those keys are dropped.
 """
+
 import re
 
 # (pattern, replacement); None drops the key. The first match wins.

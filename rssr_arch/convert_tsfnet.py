@@ -1,4 +1,4 @@
-"""Official TSFNet checkpoints (github likakakaka/TSFNet_RSISR, ``model/tsfnet.py``) -> ``rssr_arch.tsfnet_arch.TSFNet``.
+"""Official TSFNet checkpoints (likakakaka/TSFNet_RSISR, ``model/tsfnet.py``) -> ``rssr_arch.tsfnet_arch.TSFNet``.
 
 The official model spells every module of both stages out by name: the second
 stage's names end in ``2`` (``down12`` is stage 2's first downsampling,
@@ -6,6 +6,7 @@ stage's names end in ``2`` (``down12`` is stage 2's first downsampling,
 encoder fusions (0-3) then the decoder fusions (4-7). Every official key maps to
 one of ours; none is dropped.
 """
+
 import re
 
 _LEVEL_UNITS = {'down': 'encoder_units.{}', 'up': 'decoder_units.{}'}
@@ -23,8 +24,12 @@ _INNER = [
     (r'^body\.1\.', 'conv.'),
     (r'^re_scale\.scale$', 'res_scale'),
 ]
-_FUSION_INNER = [(r'^spa\.', 'conv.'), (r'^spa_att\.', 'attention.'), (r'^cross_lsk\.conv\.0\.', 'cfs.conv.'),
-                 (r'^cross_lsk\.', 'cfs.')]
+_FUSION_INNER = [
+    (r'^spa\.', 'conv.'),
+    (r'^spa_att\.', 'attention.'),
+    (r'^cross_lsk\.conv\.0\.', 'cfs.conv.'),
+    (r'^cross_lsk\.', 'cfs.'),
+]
 
 
 def _sub(rules, rest, key):
@@ -50,7 +55,7 @@ def _rename(key):
         unit = 'neck' if where == 'neck' else _LEVEL_UNITS[where[:-1]].format(int(where[-1]) - 1)
         path = {'spa': 'spatial.0', 'spamo': 'spatial.1', 'fre': 'frequency.0', 'fre_mo': 'frequency.1'}[branch]
         if branch != 'fre':
-            rest = rest[len('0.'):]  # the official wraps these in an nn.Sequential of one
+            rest = rest[len('0.') :]  # the official wraps these in an nn.Sequential of one
         return f'stages.{int(bool(stage))}.{unit}.{path}.{_sub(_INNER, rest, key)}'
     m = re.match(r'^conv_fuse(2?)\.(\d)\.(.*)$', key)
     if m:

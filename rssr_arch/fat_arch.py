@@ -9,14 +9,14 @@ twice as large and which adds Fourier sparse self-attention (FSSA), a conv and
 a block-level FSSA. FSSA runs LSH-bucketed non-local attention on the real and
 imaginary parts of the feature spectrum.
 """
+
 import math
 
 import torch
-from torch import nn
-from torch.nn import functional as F
-
 from basicsr.archs.arch_util import to_2tuple, trunc_normal_
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.nn import functional as F
 
 
 class ChannelAttention(nn.Module):
@@ -117,7 +117,9 @@ class LSHSparseAttention(nn.Module):
         codes = torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)  # (N, rounds, L)
         codes = codes + torch.arange(rounds, device=x.device).view(1, -1, 1) * buckets
         order = codes.flatten(1).sort(dim=-1).indices  # (N, rounds*L)
-        undo = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=x.device).expand_as(order))
+        undo = torch.empty_like(order).scatter_(
+            1, order, torch.arange(order.shape[1], device=x.device).expand_as(order)
+        )
         token = order % length
 
         def sorted_chunks(values):
@@ -179,7 +181,7 @@ def window_attention(q, k, v, bias, fused=None):
         fused = q.is_cuda
     if fused:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
-    return ((q * q.shape[-1]**-0.5) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
+    return ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
 
 
 class ChunkAttention(torch.autograd.Function):
@@ -228,7 +230,7 @@ class WindowAttention(nn.Module):
         self.register_buffer('relative_position_index', index, persistent=False)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        trunc_normal_(self.relative_position_bias_table, std=.02)
+        trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def forward(self, x):
         """x: (num_windows*B, N, C) with N = window area."""
@@ -290,8 +292,10 @@ class SRTBlock(nn.Module):
         super().__init__()
         fssa = dict(reduction=fssa_opt['reduction'], chunk_size=fssa_opt['chunk_size'])
         mat_fssa = FourierSparseSelfAttention(dim, fssa_opt['mat_hashes'], seed=seed, **fssa)
-        self.layers = nn.ModuleList([SwinLayer(dim, num_heads, window_size, mlp_ratio) for _ in range(depth)] +
-                                    [SwinLayer(dim, num_heads, 2 * window_size, mlp_ratio, mat_fssa)])
+        self.layers = nn.ModuleList(
+            [SwinLayer(dim, num_heads, window_size, mlp_ratio) for _ in range(depth)]
+            + [SwinLayer(dim, num_heads, 2 * window_size, mlp_ratio, mat_fssa)]
+        )
         self.conv = nn.Conv2d(dim, dim, 3, padding=1)
         self.fssa = FourierSparseSelfAttention(dim, fssa_opt['hashes'], seed=seed + 1, **fssa)
 
@@ -308,14 +312,20 @@ def make_upsampler(scale, in_ch, width):
     """FAT's upsampler (without its last conv): x4 two conv+shuffle steps, x3 one, x2/x8 conv-lrelu-conv-shuffle."""
     if scale == 4:
         return nn.Sequential(
-            nn.Conv2d(in_ch, 4 * width, 3, 1, 1), nn.PixelShuffle(2), nn.Conv2d(width, 4 * width, 3, 1, 1),
-            nn.PixelShuffle(2))
+            nn.Conv2d(in_ch, 4 * width, 3, 1, 1),
+            nn.PixelShuffle(2),
+            nn.Conv2d(width, 4 * width, 3, 1, 1),
+            nn.PixelShuffle(2),
+        )
     if scale == 3:
         return nn.Sequential(nn.Conv2d(in_ch, 9 * width, 3, 1, 1), nn.PixelShuffle(3))
     if scale in (2, 8):
         return nn.Sequential(
-            nn.Conv2d(in_ch, width, 3, 1, 1), nn.LeakyReLU(inplace=True),
-            nn.Conv2d(width, scale**2 * width, 3, 1, 1), nn.PixelShuffle(scale))
+            nn.Conv2d(in_ch, width, 3, 1, 1),
+            nn.LeakyReLU(inplace=True),
+            nn.Conv2d(width, scale**2 * width, 3, 1, 1),
+            nn.PixelShuffle(scale),
+        )
     raise ValueError(f'FAT supports upscale 2, 3, 4 and 8, not {scale}.')
 
 
@@ -351,9 +361,24 @@ class FAT(nn.Module):
         mat_fssa_hashes (int): Hash rounds of each MAT layer's FSSA. Default: 2.
     """
 
-    def __init__(self, upscale=4, embed_dim=128, num_blocks=6, depth=3, num_heads=8, window_size=6, mlp_ratio=4.0,
-                 deterministic_eval=True, num_in_ch=3, num_out_ch=3, upsampler_width=None, fssa_chunk_size=144,
-                 fssa_reduction=4, fssa_hashes=4, mat_fssa_hashes=2):
+    def __init__(
+        self,
+        upscale=4,
+        embed_dim=128,
+        num_blocks=6,
+        depth=3,
+        num_heads=8,
+        window_size=6,
+        mlp_ratio=4.0,
+        deterministic_eval=True,
+        num_in_ch=3,
+        num_out_ch=3,
+        upsampler_width=None,
+        fssa_chunk_size=144,
+        fssa_reduction=4,
+        fssa_hashes=4,
+        mat_fssa_hashes=2,
+    ):
         super().__init__()
         windows = [window_size] * num_blocks if isinstance(window_size, int) else list(window_size)
         if len(windows) != num_blocks:
@@ -365,10 +390,12 @@ class FAT(nn.Module):
         self.pad_multiple = math.lcm(2, *(2 * w for w in windows))
         self.shallow = nn.Sequential(nn.Conv2d(num_in_ch, num_in_ch, 3, 1, 1), nn.Conv2d(num_in_ch, embed_dim, 1))
         self.uafb = UAFB(embed_dim)
-        fssa_opt = dict(chunk_size=fssa_chunk_size, reduction=fssa_reduction, hashes=fssa_hashes,
-                        mat_hashes=mat_fssa_hashes)
+        fssa_opt = dict(
+            chunk_size=fssa_chunk_size, reduction=fssa_reduction, hashes=fssa_hashes, mat_hashes=mat_fssa_hashes
+        )
         self.blocks = nn.ModuleList(
-            SRTBlock(embed_dim, depth, num_heads, w, mlp_ratio, fssa_opt, seed=2 * i) for i, w in enumerate(windows))
+            SRTBlock(embed_dim, depth, num_heads, w, mlp_ratio, fssa_opt, seed=2 * i) for i, w in enumerate(windows)
+        )
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
         self.upsample = make_upsampler(upscale, embed_dim, width)
         self.conv_last = nn.Conv2d(width, num_out_ch, 3, 1, 1)
@@ -378,7 +405,7 @@ class FAT(nn.Module):
     @staticmethod
     def _init_weights(m):
         if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=.02)
+            trunc_normal_(m.weight, std=0.02)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
@@ -404,4 +431,4 @@ class FAT(nn.Module):
         for block in self.blocks:
             feat = block(feat)
         out = self.conv_last(self.upsample(self.conv_after_body(feat) + shallow))
-        return (out[..., :h * self.upscale, :w * self.upscale] + 1) / 2
+        return (out[..., : h * self.upscale, : w * self.upscale] + 1) / 2

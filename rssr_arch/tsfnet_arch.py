@@ -13,18 +13,18 @@ decoder feature is split into frequency bands, one per decoder level (SPB), and
 added to the first stage's decoder features, which guide the second stage's
 encoder. Both stages predict a residual; the network returns both results.
 """
+
 import math
 
 import torch
+from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
-
-from basicsr.utils.registry import ARCH_REGISTRY
 
 NUM_LEVELS = 3  # downsamplings per U-Net
 # HR sides are padded to this multiple: every level's side must be even (the
 # spectrum shifts and band slicing assume it).
-HR_MULTIPLE = 2**(NUM_LEVELS + 1)
+HR_MULTIPLE = 2 ** (NUM_LEVELS + 1)
 
 
 def conv_prelu(in_ch, out_ch):
@@ -94,12 +94,18 @@ class AmplitudePhaseFilter(nn.Module):
     def __init__(self, channels):
         super().__init__()
         self.amp_conv = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, groups=channels), nn.ReLU(True), nn.Conv2d(channels, channels, 1),
-            nn.ReLU(True))
+            nn.Conv2d(channels, channels, 3, 1, 1, groups=channels),
+            nn.ReLU(True),
+            nn.Conv2d(channels, channels, 1),
+            nn.ReLU(True),
+        )
         self.amp_gate = SpatialGate()
         self.pha_conv = nn.Sequential(
-            nn.Conv2d(2 * channels, 2 * channels, 3, 1, 1, groups=2 * channels), nn.ReLU(True),
-            nn.Conv2d(2 * channels, channels, 1), nn.Sigmoid())
+            nn.Conv2d(2 * channels, 2 * channels, 3, 1, 1, groups=2 * channels),
+            nn.ReLU(True),
+            nn.Conv2d(2 * channels, channels, 1),
+            nn.Sigmoid(),
+        )
         self.pha_gate = SpatialGate()
 
     def forward(self, x):
@@ -257,7 +263,7 @@ def _gaussian(rows, cols, sigma_rows, sigma_cols, dtype, device):
     radius = int(3 * max(sigma_rows, sigma_cols) + 1)
     r = torch.arange(rows, dtype=dtype, device=device)[:, None]
     c = torch.arange(width, dtype=dtype, device=device)[None, :]
-    g = torch.exp(-0.5 * ((r - center)**2 / sigma_rows**2 + c**2 / sigma_cols**2))
+    g = torch.exp(-0.5 * ((r - center) ** 2 / sigma_rows**2 + c**2 / sigma_cols**2))
     inside = ((r >= center - radius) & (r < center + radius) & (c < radius)).to(dtype)
     return g * inside
 
@@ -282,7 +288,7 @@ def band_masks(sizes, device):
         if level + 1 < len(sizes):
             (hc, wc), coarse = sizes[level + 1], lows[level + 1]
             low = low.clone()
-            low[h // 2 - hc // 2:h // 2 + hc // 2, :wc // 2 + 1] -= coarse
+            low[h // 2 - hc // 2 : h // 2 + hc // 2, : wc // 2 + 1] -= coarse
         masks.append(low.float())
     return masks
 
@@ -306,11 +312,11 @@ class SPB(nn.Module):
         """feats: decoder features, coarsest first, each (B, C, H/2^k, W/2^k). Returns the same list, updated."""
         finest = feats[-1]
         big_h = finest.shape[-2]
-        spectrum = shift_rows(torch.fft.rfft2(finest[:, -self.band_channels:] + 1e-8), -(big_h // 2 + 1))
+        spectrum = shift_rows(torch.fft.rfft2(finest[:, -self.band_channels :] + 1e-8), -(big_h // 2 + 1))
         sizes = [tuple(f.shape[-2:]) for f in reversed(feats)]
         out = []
         for feat, (h, w), mask in zip(reversed(feats), sizes, band_masks(sizes, finest.device)):
-            band = spectrum[..., big_h // 2 - h // 2:big_h // 2 + h // 2, :w // 2 + 1] * mask
+            band = spectrum[..., big_h // 2 - h // 2 : big_h // 2 + h // 2, : w // 2 + 1] * mask
             band = torch.fft.irfft2(shift_rows(band, -(h - h // 2 - 1)) + 1e-8, s=(h, w))
             head, tail = feat.split([feat.shape[1] - self.band_channels, self.band_channels], dim=1)
             out.append(torch.cat([head, tail + band], dim=1))
@@ -333,13 +339,19 @@ class UNetStage(nn.Module):
         self.head = conv_prelu(num_in_ch, num_feat)
         self.encoder_fusions = nn.ModuleList(FusionBlock(num_feat, cross=guided) for _ in range(NUM_LEVELS + 1))
         self.downs = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=False), nn.PixelUnshuffle(2),
-                          nn.Conv2d(4 * num_feat, num_feat, 1, bias=False)) for _ in range(NUM_LEVELS))
+            nn.Sequential(
+                nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=False),
+                nn.PixelUnshuffle(2),
+                nn.Conv2d(4 * num_feat, num_feat, 1, bias=False),
+            )
+            for _ in range(NUM_LEVELS)
+        )
         self.encoder_units = nn.ModuleList(DualDomainUnit(num_feat, num_block) for _ in range(NUM_LEVELS))
         self.neck = DualDomainUnit(num_feat, num_block)
         self.ups = nn.ModuleList(
             nn.Sequential(nn.Conv2d(num_feat, 4 * num_feat, 1), nn.PixelShuffle(2), nn.PReLU())
-            for _ in range(NUM_LEVELS))
+            for _ in range(NUM_LEVELS)
+        )
         self.decoder_units = nn.ModuleList(DualDomainUnit(num_feat, num_block) for _ in range(NUM_LEVELS))
         self.decoder_fusions = nn.ModuleList(FusionBlock(num_feat) for _ in range(NUM_LEVELS + 1))
         self.tail = conv_prelu(num_feat, num_out_ch)
@@ -392,7 +404,8 @@ class TSFNet(nn.Module):
         self.upscale = upscale
         self.lr_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)
         self.stages = nn.ModuleList(
-            UNetStage(num_feat, num_block, num_in_ch, num_out_ch, guided=i == 1) for i in range(2))
+            UNetStage(num_feat, num_block, num_in_ch, num_out_ch, guided=i == 1) for i in range(2)
+        )
         self.band_propagation = SPB(num_feat)
 
     def forward(self, x):

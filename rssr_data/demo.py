@@ -13,13 +13,14 @@ The images are real, and all ship with packages rssr already depends on:
 LR images are made from the HR ones with BasicSR's MATLAB-kernel bicubic
 (``imresize``), the same degradation as the papers' data sets.
 """
+
 import os
 from os import path as osp
 
+import rssr_compat  # noqa: F401  (before basicsr)
+
 import cv2
 import numpy as np
-
-import rssr_compat  # noqa: F401  (before basicsr)
 from basicsr.utils.matlab_functions import imresize
 
 VAL_COLUMNS = 96  # width of the terrain strip held out for validation (HR pixels)
@@ -35,7 +36,8 @@ def terrain_image():
         dx, dy = float(dem['dx']), float(dem['dy'])
     # Cells are in degrees; ~111 km per degree gives a true vertical exaggeration of 1.
     shaded = LightSource(azdeg=315, altdeg=45).shade(
-        elevation, cmap=colormaps['gist_earth'], blend_mode='overlay', vert_exag=1, dx=dx * 111e3, dy=dy * 111e3)
+        elevation, cmap=colormaps['gist_earth'], blend_mode='overlay', vert_exag=1, dx=dx * 111e3, dy=dy * 111e3
+    )
     return np.round(shaded[..., :3] * 255).astype(np.uint8)
 
 
@@ -48,12 +50,12 @@ def texture_images():
 
 def _mod_crop(img, multiple):
     h, w = img.shape[:2]
-    return img[:h - h % multiple, :w - w % multiple]
+    return img[: h - h % multiple, : w - w % multiple]
 
 
 def _write_pair(root, name, hr_rgb, scale):
     hr = _mod_crop(hr_rgb, scale)
-    lr = imresize(hr.astype(np.float64) / 255., 1 / scale)
+    lr = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
     lr = np.clip(np.round(lr * 255), 0, 255).astype(np.uint8)
     for folder, img in (('HR', hr), (f'LR_x{scale}', lr)):
         os.makedirs(osp.join(root, folder), exist_ok=True)

@@ -11,13 +11,14 @@ Conventions (used by the datasets, the LMDB packer and the LR generator):
   pick the three RGB bands first (e.g. with ``gdal_translate -b 1 -b 2 -b 3``).
 * Arrays are BGR, HWC, as in BasicSR.
 """
+
 import os
 
 import cv2
 import numpy as np
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
-_SCALE = {np.dtype('uint8'): 255., np.dtype('uint16'): 65535.}
+_SCALE = {np.dtype('uint8'): 255.0, np.dtype('uint16'): 65535.0}
 
 
 class ImageError(ValueError):
@@ -37,11 +38,15 @@ def decode(content, name):
     """
     img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ImageError(f'{name}: cannot be decoded (corrupt, truncated or not an image); '
-                         're-export or re-download it, or remove it and its partner from the data set.')
+        raise ImageError(
+            f'{name}: cannot be decoded (corrupt, truncated or not an image); '
+            're-export or re-download it, or remove it and its partner from the data set.'
+        )
     if img.dtype not in _SCALE:
-        raise ImageError(f'{name}: pixel type {img.dtype} is not supported (8- or 16-bit integers are); '
-                         'convert it to 8- or 16-bit first.')
+        raise ImageError(
+            f'{name}: pixel type {img.dtype} is not supported (8- or 16-bit integers are); '
+            'convert it to 8- or 16-bit first.'
+        )
     scale = _SCALE[img.dtype]
     if img.ndim == 2:
         img = img[..., None]
@@ -49,8 +54,10 @@ def decode(content, name):
     if bands == 1:
         img = np.repeat(img, 3, axis=2)
     elif bands != 3:
-        raise ImageError(f'{name}: has {bands} bands; rssr trains on RGB. Keep the three RGB bands '
-                         '(e.g. gdal_translate -b 1 -b 2 -b 3 in.tif out.tif) or drop the alpha channel.')
+        raise ImageError(
+            f'{name}: has {bands} bands; rssr trains on RGB. Keep the three RGB bands '
+            '(e.g. gdal_translate -b 1 -b 2 -b 3 in.tif out.tif) or drop the alpha channel.'
+        )
     return img.astype(np.float32) / scale
 
 
@@ -75,12 +82,14 @@ def scan_images(root, recursive=True):
         if not recursive:
             break
     if not found:
-        raise FileNotFoundError(f'No images ({", ".join(IMG_EXTENSIONS)}) under {root}; '
-                                'check the folder, or that the download was extracted.')
+        raise FileNotFoundError(
+            f'No images ({", ".join(IMG_EXTENSIONS)}) under {root}; '
+            'check the folder, or that the download was extracted.'
+        )
     return sorted(found)
 
 
 def mod_crop(img, scale):
     """Crop the bottom/right so that both sides are multiples of ``scale`` (MATLAB ``modcrop``)."""
     h, w = img.shape[:2]
-    return img[:h - h % scale, :w - w % scale]
+    return img[: h - h % scale, : w - w % scale]

@@ -7,6 +7,7 @@ of a pair are equal). Values are lossless encoded images that ``cv2.imdecode``
 (and so BasicSR) reads: BMP for 8-bit images by default, since it decodes about
 20x faster than PNG, and PNG for 16-bit ones (or for all with ``fmt='png'``).
 """
+
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +42,9 @@ def _encode(root, rel, level, fmt):
     return image_key(rel), buf.tobytes(), f'{ext} ({h},{w},{c})'
 
 
-def write_lmdb(root, rel_paths, lmdb_path, overwrite=False, compress_level=1, workers=4, map_size=None,
-               progress=None, fmt='bmp'):
+def write_lmdb(
+    root, rel_paths, lmdb_path, overwrite=False, compress_level=1, workers=4, map_size=None, progress=None, fmt='bmp'
+):
     """Pack ``root/rel_paths`` into ``lmdb_path`` (must end in '.lmdb') and return the number of images.
 
     The database is written to ``<lmdb_path>.tmp`` and renamed when complete, so an
@@ -107,7 +109,7 @@ def verify_lmdb(lmdb_path):
                     raise KeyError(f'{lmdb_path}: key {key} is listed in meta_info.txt but missing; rebuild it.')
                 img = cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
                 h, w, c = (int(v) for v in shape.strip('()').split(','))
-                got = img.shape[:2] + ((1 if img.ndim == 2 else img.shape[2]), ) if img is not None else None
+                got = img.shape[:2] + ((1 if img.ndim == 2 else img.shape[2]),) if img is not None else None
                 if got != (h, w, c):
                     raise ValueError(f'{lmdb_path}: key {key} decodes to {got}, meta_info.txt says {(h, w, c)}.')
     finally:

@@ -10,16 +10,17 @@ LR = ``imresize(modcrop(HR, s), 1/s)`` with BasicSR's MATLAB kernel, rounded
 back to the HR file's bit depth (8 or 16 bits), as the official
 ``generate_mod_LR_bic.m`` does for 8 bits.
 """
+
 import os
 import random
 import shutil
 from collections import defaultdict
 from os import path as osp
 
+import rssr_compat  # noqa: F401
+
 import cv2
 import numpy as np
-
-import rssr_compat  # noqa: F401
 from basicsr.utils.matlab_functions import imresize
 
 from .image_io import decode, mod_crop, scan_images
@@ -42,15 +43,17 @@ def make_splits(rel_paths, dataset, seed=0, fractions=(0.8, 0.1, 0.1)):
         if dataset in PER_CLASS_COUNTS:
             counts = PER_CLASS_COUNTS[dataset]
             if sum(counts) > len(files):
-                raise ValueError(f'class {cls!r} has {len(files)} images, fewer than the {sum(counts)} the '
-                                 f'{dataset} protocol needs; is the download complete?')
+                raise ValueError(
+                    f'class {cls!r} has {len(files)} images, fewer than the {sum(counts)} the '
+                    f'{dataset} protocol needs; is the download complete?'
+                )
         else:
             n_train = round(fractions[0] * len(files))
             n_val = round(fractions[1] * len(files))
             counts = (n_train, n_val, len(files) - n_train - n_val)
         start = 0
         for name, count in zip(SPLITS, counts):
-            splits[name] += files[start:start + count]
+            splits[name] += files[start : start + count]
             start += count
     return {name: sorted(files) for name, files in splits.items()}
 

@@ -1,24 +1,43 @@
-import os
 from os import path as osp
 
 import numpy as np
-from torch.utils import data
-
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
 
 from .image_io import ImageError, decode, mod_crop, scan_images
 
 # Keys BasicSR itself puts into (or reads from) every dataset option.
 BASICSR_KEYS = {
-    'name', 'type', 'phase', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
-    'prefetch_mode', 'pin_memory', 'persistent_workers', 'use_shuffle', 'num_prefetch_queue', 'color', 'mean', 'std'
+    'name',
+    'type',
+    'phase',
+    'scale',
+    'num_worker_per_gpu',
+    'batch_size_per_gpu',
+    'dataset_enlarge_ratio',
+    'prefetch_mode',
+    'pin_memory',
+    'persistent_workers',
+    'use_shuffle',
+    'num_prefetch_queue',
+    'color',
+    'mean',
+    'std',
 }
 OWN_KEYS = {
-    'dataroot_gt', 'dataroot_lq', 'io_backend', 'gt_size', 'use_hflip', 'use_rot', 'filename_tmpl',
-    'meta_info_file', 'lq_from_gt', 'recursive'
+    'dataroot_gt',
+    'dataroot_lq',
+    'io_backend',
+    'gt_size',
+    'use_hflip',
+    'use_rot',
+    'filename_tmpl',
+    'meta_info_file',
+    'lq_from_gt',
+    'recursive',
 }
 
 
@@ -26,8 +45,9 @@ def lmdb_keys(lmdb_path):
     """Keys listed in ``<lmdb>/meta_info.txt`` (BasicSR's layout: 'key.png (h,w,c) level')."""
     meta = osp.join(lmdb_path, 'meta_info.txt')
     if not osp.isfile(meta):
-        raise FileNotFoundError(f'{meta} is missing: {lmdb_path} is not a complete BasicSR LMDB; '
-                                'rebuild it with scripts/create_lmdb.py.')
+        raise FileNotFoundError(
+            f'{meta} is missing: {lmdb_path} is not a complete BasicSR LMDB; rebuild it with scripts/create_lmdb.py.'
+        )
     with open(meta) as f:
         return [line.split(' ')[0].split('.')[0] for line in f if line.strip()]
 
@@ -35,8 +55,10 @@ def lmdb_keys(lmdb_path):
 def split_entries(meta_info_file):
     """Relative HR paths listed one per line in a split file (see scripts/prepare_dataset.py)."""
     if not osp.isfile(meta_info_file):
-        raise FileNotFoundError(f'Split file {meta_info_file} does not exist; write it with '
-                                'scripts/prepare_dataset.py or fix meta_info_file.')
+        raise FileNotFoundError(
+            f'Split file {meta_info_file} does not exist; write it with '
+            'scripts/prepare_dataset.py or fix meta_info_file.'
+        )
     with open(meta_info_file) as f:
         return [line.split(' ')[0].strip() for line in f if line.strip()]
 
@@ -78,8 +100,10 @@ class RSPairedDataset(data.Dataset):
         super().__init__()
         unknown = sorted(set(opt) - OWN_KEYS - BASICSR_KEYS)
         if unknown:
-            raise KeyError(f'Unknown dataset option(s) {unknown} for {type(self).__name__} '
-                           f'{opt.get("name", "")!r}; it reads {sorted(OWN_KEYS)}.')
+            raise KeyError(
+                f'Unknown dataset option(s) {unknown} for {type(self).__name__} '
+                f'{opt.get("name", "")!r}; it reads {sorted(OWN_KEYS)}.'
+            )
         self.opt = opt
         self.scale = opt['scale']
         self.lq_from_gt = opt.get('lq_from_gt', False)
@@ -98,8 +122,10 @@ class RSPairedDataset(data.Dataset):
             wanted = split_entries(opt['meta_info_file'])
             missing = sorted(set(wanted) - set(gt_files))
             if missing:
-                raise FileNotFoundError(f'{len(missing)} image(s) listed in {opt["meta_info_file"]} are not under '
-                                        f'{self.gt_root}, e.g. {missing[:3]}; regenerate the split or fix dataroot_gt.')
+                raise FileNotFoundError(
+                    f'{len(missing)} image(s) listed in {opt["meta_info_file"]} are not under '
+                    f'{self.gt_root}, e.g. {missing[:3]}; regenerate the split or fix dataroot_gt.'
+                )
             gt_files = wanted
         if self.lq_from_gt:
             return [(osp.join(self.gt_root, f), None) for f in gt_files]
@@ -116,16 +142,19 @@ class RSPairedDataset(data.Dataset):
             raise FileNotFoundError(
                 f'{len(missing)} HR image(s) have no LR partner in {self.lq_root} (e.g. {missing[:3]}, looked for '
                 f'{tmpl!r}-named files); generate LR with scripts/prepare_dataset.py, fix filename_tmpl, or use '
-                'lq_from_gt: true.')
+                'lq_from_gt: true.'
+            )
         return pairs
 
     def _lmdb_pairs(self, opt):
         roots = [self.gt_root] + ([] if self.lq_from_gt else [self.lq_root])
         for root in roots:
             if not root.endswith('.lmdb'):
-                raise ValueError(f'io_backend lmdb needs .lmdb folders, got {root}; pack it with scripts/create_lmdb.py.')
+                raise ValueError(
+                    f'io_backend lmdb needs .lmdb folders, got {root}; pack it with scripts/create_lmdb.py.'
+                )
         self.io_opt['db_paths'] = roots
-        self.io_opt['client_keys'] = ['gt', 'lq'][:len(roots)]
+        self.io_opt['client_keys'] = ['gt', 'lq'][: len(roots)]
         gt_keys = lmdb_keys(self.gt_root)
         if opt.get('meta_info_file'):
             wanted = [osp.splitext(v)[0] for v in split_entries(opt['meta_info_file'])]
@@ -136,8 +165,10 @@ class RSPairedDataset(data.Dataset):
         if not self.lq_from_gt:
             missing = sorted(set(gt_keys) - set(lmdb_keys(self.lq_root)))
             if missing:
-                raise KeyError(f'{len(missing)} HR key(s) have no LR partner in {self.lq_root}, e.g. {missing[:3]}; '
-                               'pack LR and HR from the same file list.')
+                raise KeyError(
+                    f'{len(missing)} HR key(s) have no LR partner in {self.lq_root}, e.g. {missing[:3]}; '
+                    'pack LR and HR from the same file list.'
+                )
         return [(key, None if self.lq_from_gt else key) for key in gt_keys]
 
     def _read(self, path, client_key):
@@ -164,9 +195,11 @@ class RSPairedDataset(data.Dataset):
             h, w = img_lq.shape[:2]
             gh, gw = img_gt.shape[:2]
             if gh // scale != h or gw // scale != w:
-                raise ImageError(f'{gt_path} is {gh}x{gw} but its LR {lq_path} is {h}x{w}, not HR/{scale}; '
-                                 'regenerate the LR (scripts/prepare_dataset.py) or fix scale.')
-            img_gt = img_gt[:h * scale, :w * scale]
+                raise ImageError(
+                    f'{gt_path} is {gh}x{gw} but its LR {lq_path} is {h}x{w}, not HR/{scale}; '
+                    'regenerate the LR (scripts/prepare_dataset.py) or fix scale.'
+                )
+            img_gt = img_gt[: h * scale, : w * scale]
         if self.opt['phase'] == 'train':
             img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], scale, gt_path)
             img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
@@ -184,6 +217,7 @@ class _PresetDataset(RSPairedDataset):
     :class:`RSPairedDataset`. Split folders are named by ``split`` (default: the
     BasicSR phase, with validation sets named 'val*' reading ``val``).
     """
+
     GT_SIZE = None
 
     def __init__(self, opt):
@@ -202,23 +236,26 @@ class _PresetDataset(RSPairedDataset):
 @DATASET_REGISTRY.register()
 class UCMercedDataset(_PresetDataset):
     """UC Merced land use: 21 classes x 100 RGB .tif tiles of 256x256 (0.3 m); whole tiles for training."""
+
     GT_SIZE = 256
 
 
 @DATASET_REGISTRY.register()
 class NWPUDataset(_PresetDataset):
     """NWPU-RESISC45: 45 classes x 700 RGB .jpg tiles of 256x256; whole tiles for training."""
+
     GT_SIZE = 256
 
 
 @DATASET_REGISTRY.register()
 class AIDDataset(_PresetDataset):
     """AID: 30 classes, 10,000 RGB images of 600x600 (0.5-8 m); 256 HR crops for training."""
+
     GT_SIZE = 256
 
 
 @DATASET_REGISTRY.register()
 class RSSR25Dataset(_PresetDataset):
     """RSSR25: 5000 train / 150 test RGB scenes (0.06-1.5 m, mostly 720x720); 480 HR crops for training."""
-    GT_SIZE = 480
 
+    GT_SIZE = 480

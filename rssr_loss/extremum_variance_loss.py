@@ -1,8 +1,7 @@
 import torch
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
-
-from basicsr.utils.registry import LOSS_REGISTRY
 
 
 def _windows(x, size, stride):
@@ -50,16 +49,22 @@ def _extremes_4x4(x):
         tuple[Tensor]: top sum, bottom sum, 4th largest, 4th smallest; each (N, C, H-3, W-3).
     """
     h = x.shape[-2] - 3
-    column = _sort_pairs([x[..., i:i + h, :] for i in range(4)], SORT4)  # descending, (N, C, H-3, W)
+    column = _sort_pairs([x[..., i : i + h, :] for i in range(4)], SORT4)  # descending, (N, C, H-3, W)
     sums, kth = [], []
     for descending in (True, False):
         col = column if descending else column[::-1]
-        pair = _sort_pairs(_best4_of_two_sorted([c[..., :-1] for c in col], [c[..., 1:] for c in col], descending),
-                           BITONIC4, descending)  # columns j and j+1, (N, C, H-3, W-1)
+        pair = _sort_pairs(
+            _best4_of_two_sorted([c[..., :-1] for c in col], [c[..., 1:] for c in col], descending),
+            BITONIC4,
+            descending,
+        )  # columns j and j+1, (N, C, H-3, W-1)
         best = _best4_of_two_sorted([p[..., :-2] for p in pair], [p[..., 2:] for p in pair], descending)
         sums.append(best[0] + best[1] + best[2] + best[3])
-        kth.append(torch.minimum(torch.minimum(best[0], best[1]), torch.minimum(best[2], best[3])) if descending
-                   else torch.maximum(torch.maximum(best[0], best[1]), torch.maximum(best[2], best[3])))
+        kth.append(
+            torch.minimum(torch.minimum(best[0], best[1]), torch.minimum(best[2], best[3]))
+            if descending
+            else torch.maximum(torch.maximum(best[0], best[1]), torch.maximum(best[2], best[3]))
+        )
     return (*sums, *kth)
 
 
@@ -81,9 +86,10 @@ class _LocalExtremes4x4(torch.autograd.Function):
         grad = torch.zeros_like(x)
         for dy in range(4):
             for dx in range(4):
-                shifted = x[..., dy:dy + h, dx:dx + w]
-                grad[..., dy:dy + h, dx:dx + w] += (torch.where(shifted >= top_kth, grad_top, 0) +
-                                                    torch.where(shifted <= bottom_kth, grad_bottom, 0))
+                shifted = x[..., dy : dy + h, dx : dx + w]
+                grad[..., dy : dy + h, dx : dx + w] += torch.where(shifted >= top_kth, grad_top, 0) + torch.where(
+                    shifted <= bottom_kth, grad_bottom, 0
+                )
         return grad
 
 
@@ -133,24 +139,37 @@ class ExtremumVarianceLoss(nn.Module):
         value_range (tuple[float]): Range of the input images. Default: (0, 1).
     """
 
-    def __init__(self, loss_weight=1.0, reduction='mean', var_window=4, var_stride=4, extremum_window=4,
-                 extremum_stride=1, k=4, value_range=(0., 1.)):
+    def __init__(
+        self,
+        loss_weight=1.0,
+        reduction='mean',
+        var_window=4,
+        var_stride=4,
+        extremum_window=4,
+        extremum_stride=1,
+        k=4,
+        value_range=(0.0, 1.0),
+    ):
         super().__init__()
         if reduction not in ('mean', 'sum'):
             raise ValueError(f'Unsupported reduction mode: {reduction}. Supported ones are: mean | sum')
         if not 0 < k <= extremum_window**2:
-            raise ValueError(f'k={k} must be in 1..{extremum_window**2} for a {extremum_window}x{extremum_window} window')
+            raise ValueError(
+                f'k={k} must be in 1..{extremum_window**2} for a {extremum_window}x{extremum_window} window'
+            )
         low, high = value_range
         self.loss_weight = loss_weight
         self.reduction = reduction
         self.var_window, self.var_stride = var_window, var_stride
         self.extremum_window, self.extremum_stride, self.k = extremum_window, extremum_stride, k
-        self.scale, self.shift = 2. / (high - low), -2. * low / (high - low) - 1.
+        self.scale, self.shift = 2.0 / (high - low), -2.0 * low / (high - low) - 1.0
 
     def _maps(self, x):
         x = x * self.scale + self.shift
-        return (local_variance(x, self.var_window, self.var_stride),
-                *local_extremes(x, self.extremum_window, self.extremum_stride, self.k))
+        return (
+            local_variance(x, self.var_window, self.var_stride),
+            *local_extremes(x, self.extremum_window, self.extremum_stride, self.k),
+        )
 
     def forward(self, pred, target, weight=None, **kwargs):
         """

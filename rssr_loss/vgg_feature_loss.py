@@ -1,17 +1,29 @@
 import os
 
 import torch
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
-
-from basicsr.utils.registry import LOSS_REGISTRY
 
 DEFAULT_VGG19_PATH = 'experiments/pretrained_models/vgg19-dcbb9e9d.pth'
 # Index of each conv layer in torchvision's vgg19().features.
 VGG19_CONV_INDEX = {
-    'conv1_1': 0, 'conv1_2': 2, 'conv2_1': 5, 'conv2_2': 7, 'conv3_1': 10, 'conv3_2': 12, 'conv3_3': 14,
-    'conv3_4': 16, 'conv4_1': 19, 'conv4_2': 21, 'conv4_3': 23, 'conv4_4': 25, 'conv5_1': 28, 'conv5_2': 30,
-    'conv5_3': 32, 'conv5_4': 34
+    'conv1_1': 0,
+    'conv1_2': 2,
+    'conv2_1': 5,
+    'conv2_2': 7,
+    'conv3_1': 10,
+    'conv3_2': 12,
+    'conv3_3': 14,
+    'conv3_4': 16,
+    'conv4_1': 19,
+    'conv4_2': 21,
+    'conv4_3': 23,
+    'conv4_4': 25,
+    'conv5_1': 28,
+    'conv5_2': 30,
+    'conv5_3': 32,
+    'conv5_4': 34,
 }
 
 
@@ -24,12 +36,13 @@ def vgg19_features(last_layer, vgg_path):
 
     if not os.path.isfile(vgg_path):
         raise FileNotFoundError(
-            f'VGG19 weights not found at {vgg_path!r}. Nothing is downloaded at run time: copy torchvision\'s '
+            f"VGG19 weights not found at {vgg_path!r}. Nothing is downloaded at run time: copy torchvision's "
             '`vgg19-dcbb9e9d.pth` (torchvision.models.VGG19_Weights.IMAGENET1K_V1, e.g. from '
-            '~/.cache/torch/hub/checkpoints/ on a machine that has it) to that path, or set `vgg_path`.')
-    features = make_layers(cfgs['E'])[:VGG19_CONV_INDEX[last_layer] + 1]
+            '~/.cache/torch/hub/checkpoints/ on a machine that has it) to that path, or set `vgg_path`.'
+        )
+    features = make_layers(cfgs['E'])[: VGG19_CONV_INDEX[last_layer] + 1]
     state = torch.load(vgg_path, map_location='cpu', weights_only=True)
-    state = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
+    state = {k[len('features.') :]: v for k, v in state.items() if k.startswith('features.')}
     state = {k: v for k, v in state.items() if int(k.split('.')[0]) < len(features)}
     features.load_state_dict(state)
     return features
@@ -56,8 +69,9 @@ class VGGFeatureLoss(nn.Module):
         reduction (str): 'mean' | 'sum'. Default: 'mean'.
     """
 
-    def __init__(self, loss_weight=1.0, layer='conv3_3', vgg_path=DEFAULT_VGG19_PATH, value_range=(0., 1.),
-                 reduction='mean'):
+    def __init__(
+        self, loss_weight=1.0, layer='conv3_3', vgg_path=DEFAULT_VGG19_PATH, value_range=(0.0, 1.0), reduction='mean'
+    ):
         super().__init__()
         if layer not in VGG19_CONV_INDEX:
             raise ValueError(f'Unknown VGG19 layer {layer!r}; choose one of {list(VGG19_CONV_INDEX)}.')
@@ -65,7 +79,7 @@ class VGGFeatureLoss(nn.Module):
             raise ValueError(f'Unsupported reduction mode: {reduction}. Supported ones are: mean | sum')
         self.features = vgg19_features(layer, vgg_path).eval().requires_grad_(False)
         low, high = value_range
-        self.scale, self.shift = 2. / (high - low), -2. * low / (high - low) - 1.
+        self.scale, self.shift = 2.0 / (high - low), -2.0 * low / (high - low) - 1.0
         self.loss_weight = loss_weight
         self.reduction = reduction
 

@@ -44,6 +44,7 @@ Option file keys (see ``options/benchmark_x4.yml``)::
 
 Relative paths are relative to the working directory, as in BasicSR.
 """
+
 import argparse
 import copy
 import csv
@@ -58,16 +59,16 @@ import sys
 import time
 from os import path as osp
 
+import rssr_compat  # noqa: F401  (before basicsr)
+
 import numpy as np
 import torch
 import yaml
-from torch.nn import functional as F
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
-
-import rssr_compat  # noqa: F401  (before basicsr)
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 aten = torch.ops.aten
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -78,10 +79,12 @@ MEMORY_METHODS = {
     'are returned to the OS on free (MALLOC_MMAP_THRESHOLD_), over weights and input already resident',
     'cuda': 'torch.cuda.max_memory_allocated during one forward, over weights and input already allocated',
 }
-FLOP_NOTE = ('FLOPs: torch.utils.flop_counter.FlopCounterMode (2 per multiply-add for conv, matmul and attention) '
-             'plus FFTs at 5 N log2 N per complex N-point transform (half for real input or output) and CPU '
-             'attention kernels; element-wise ops (activations, additions, softmax, interpolation) are not '
-             'counted. MACs = FLOPs / 2. Bicubic: analytic (separable 4-tap kernel).')
+FLOP_NOTE = (
+    'FLOPs: torch.utils.flop_counter.FlopCounterMode (2 per multiply-add for conv, matmul and attention) '
+    'plus FFTs at 5 N log2 N per complex N-point transform (half for real input or output) and CPU '
+    'attention kernels; element-wise ops (activations, additions, softmax, interpolation) are not '
+    'counted. MACs = FLOPs / 2. Bicubic: analytic (separable 4-tap kernel).'
+)
 
 
 # ----------------------------------------------------------------------------------------------- FLOPs
@@ -147,12 +150,22 @@ def import_registries():
 
 def model_spec(entry):
     """Normalise a ``models`` entry: merge the referenced test option file, then the entry's own keys."""
-    spec = {'name': None, 'network_g': None, 'pretrain_network_g': None, 'param_key_g': 'params',
-            'strict_load_g': True, 'official': False, 'pad_multiple': None, 'opt': entry.get('opt')}
+    spec = {
+        'name': None,
+        'network_g': None,
+        'pretrain_network_g': None,
+        'param_key_g': 'params',
+        'strict_load_g': True,
+        'official': False,
+        'pad_multiple': None,
+        'opt': entry.get('opt'),
+    }
     if entry.get('opt'):
         if not osp.isfile(entry['opt']):
-            raise FileNotFoundError(f'Test option file {entry["opt"]} (model {entry.get("name")}) not found; '
-                                    'fix `opt:` or give `network_g:` inline.')
+            raise FileNotFoundError(
+                f'Test option file {entry["opt"]} (model {entry.get("name")}) not found; '
+                'fix `opt:` or give `network_g:` inline.'
+            )
         with open(entry['opt']) as f:
             test_opt = yaml.safe_load(f)
         spec['network_g'] = test_opt['network_g']
@@ -213,9 +226,11 @@ def super_resolve(net, lq, scale, pad_multiple=None):
         raise TypeError(f'{type(net).__name__} returned {type(out).__name__} in eval mode; expected one tensor.')
     expected = (lq.shape[-2] * scale, lq.shape[-1] * scale)
     if tuple(out.shape[-2:]) != expected or out.shape[:2] != lq.shape[:2]:
-        raise ValueError(f'output {tuple(out.shape)} for input {tuple(lq.shape)}; expected x{scale} '
-                         f'{(*lq.shape[:2], *expected)} (does this arch support upscale {scale}?)')
-    return out[..., :height * scale, :width * scale]
+        raise ValueError(
+            f'output {tuple(out.shape)} for input {tuple(lq.shape)}; expected x{scale} '
+            f'{(*lq.shape[:2], *expected)} (does this arch support upscale {scale}?)'
+        )
+    return out[..., : height * scale, : width * scale]
 
 
 # ----------------------------------------------------------------------------------------------- cost
@@ -279,8 +294,14 @@ def measure_peak_memory(spec, input_shape, scale, device, timeout=900):
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO_ROOT, env.get('PYTHONPATH')]))
     env['MALLOC_MMAP_THRESHOLD_'] = '131072'  # large blocks come from mmap and go back to the OS on free
     job = {'spec': spec, 'input_shape': list(input_shape), 'scale': scale, 'device': str(device)}
-    proc = subprocess.run([sys.executable, '-m', 'rssr_model.benchmark', '--memory-child'], input=json.dumps(job),
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'rssr_model.benchmark', '--memory-child'],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         if proc.returncode in (-9, 137):
             raise MemoryError('memory process was killed (out of memory)')
@@ -301,8 +322,10 @@ def measure_cost(net, spec, scale, device, cost_opt):
     if hasattr(net, 'analytic_flops'):
         result['flops'], result['flops_method'] = net.analytic_flops(shape), 'analytic'
     else:
-        result['flops'], result['flops_method'] = count_flops(lambda t: super_resolve(net, t, scale, pad), x)[0], \
-            'FlopCounterMode'
+        result['flops'], result['flops_method'] = (
+            count_flops(lambda t: super_resolve(net, t, scale, pad), x)[0],
+            'FlopCounterMode',
+        )
     result['macs'] = result['flops'] / 2
     result['latency_s'] = measure_latency(net, x, scale, pad, cost_opt['warmup'], cost_opt['runs'])
     if cost_opt['memory']:
@@ -316,7 +339,7 @@ def _center_crop(img, size):
     if min(h, w) < size:
         raise ValueError(f'hr_size {size} is larger than an image of the generated set ({h}x{w}); use <= 300.')
     top, left = (h - size) // 2, (w - size) // 2
-    return img[top:top + size, left:left + size]
+    return img[top : top + size, left : left + size]
 
 
 def _write_lq(gt_rgb, lq_file, scale):
@@ -325,8 +348,8 @@ def _write_lq(gt_rgb, lq_file, scale):
     from basicsr.utils.matlab_functions import imresize
 
     h, w = gt_rgb.shape[:2]
-    gt_rgb = gt_rgb[:h - h % scale, :w - w % scale]
-    lq = np.clip(np.round(imresize(gt_rgb.astype(np.float64) / 255., 1 / scale) * 255), 0, 255).astype(np.uint8)
+    gt_rgb = gt_rgb[: h - h % scale, : w - w % scale]
+    lq = np.clip(np.round(imresize(gt_rgb.astype(np.float64) / 255.0, 1 / scale) * 255), 0, 255).astype(np.uint8)
     os.makedirs(osp.dirname(lq_file), exist_ok=True)
     cv2.imwrite(lq_file, cv2.cvtColor(lq, cv2.COLOR_RGB2BGR))
 
@@ -382,8 +405,10 @@ def prepare_dataset(name, dataset_opt, scale):
     if not osp.exists(opt['dataroot_gt']):
         if optional:
             return None, f'{name}: skipped, {opt["dataroot_gt"]} is absent'
-        raise FileNotFoundError(f'Dataset {name}: dataroot_gt {opt["dataroot_gt"]} not found; fix the path, '
-                                'or set `optional: true` to skip it.')
+        raise FileNotFoundError(
+            f'Dataset {name}: dataroot_gt {opt["dataroot_gt"]} not found; fix the path, '
+            'or set `optional: true` to skip it.'
+        )
     if make_lq == 'bicubic':
         make_lq_folder(opt['dataroot_gt'], opt['dataroot_lq'], scale)
     elif make_lq:
@@ -514,9 +539,12 @@ def run_benchmark(opt, log=print):
                 log(f'{row["model"]}: ' + '; '.join(row['errors']))
 
     setup = {
-        'scale': scale, 'device': _device_text(device), 'quality': quality,
+        'scale': scale,
+        'device': _device_text(device),
+        'quality': quality,
         'input_shape': [cost_opt['batch_size'], 3, *cost_opt['input_size']],
-        'warmup': cost_opt['warmup'], 'runs': cost_opt['runs'],
+        'warmup': cost_opt['warmup'],
+        'runs': cost_opt['runs'],
         'memory': MEMORY_METHODS[device.type] if cost_opt['memory'] else 'not measured',
         'notes': notes,
     }
@@ -551,10 +579,12 @@ def markdown_table(result):
         f'{setup["runs"]} forwards after {setup["warmup"]} warm-up; peak memory: {setup["memory"]}.',
         FLOP_NOTE,
         'Quality: BasicSR calculate_psnr / calculate_ssim on 8-bit images, border crop = scale, RGB and Y '
-        '(BT.601), mean over images, on ' + (', '.join(f'{n} ({result["datasets"][n]} images)' for n in datasets)
-                                             or 'no test set') + '. Quality columns need trained weights: '
-        '"random init" rows are cost only' + (' (their PSNR/SSIM, when shown, are of untrained networks)'
-                                              if setup['quality'] == 'all' else '') + '.',
+        '(BT.601), mean over images, on '
+        + (', '.join(f'{n} ({result["datasets"][n]} images)' for n in datasets) or 'no test set')
+        + '. Quality columns need trained weights: '
+        '"random init" rows are cost only'
+        + (' (their PSNR/SSIM, when shown, are of untrained networks)' if setup['quality'] == 'all' else '')
+        + '.',
         '',
     ]
     header = ['Model', 'Weights', 'Params (M)', 'GFLOPs', 'GMACs', 'Latency (ms)', 'Peak mem (MiB)']
@@ -566,9 +596,15 @@ def markdown_table(result):
         flops = _fmt(row.get('flops'), '.3f', 1e9)
         if row.get('flops_method') == 'analytic':
             flops += ' (analytic)'
-        cells = [row['model'], row.get('weights', '—'), _fmt(row.get('params'), '.3f', 1e6), flops,
-                 _fmt(row.get('macs'), '.3f', 1e9), _fmt(row.get('latency_s'), '.1f', 1e-3),
-                 _fmt(row.get('peak_memory_bytes'), '.1f', 2**20)]
+        cells = [
+            row['model'],
+            row.get('weights', '—'),
+            _fmt(row.get('params'), '.3f', 1e6),
+            flops,
+            _fmt(row.get('macs'), '.3f', 1e9),
+            _fmt(row.get('latency_s'), '.1f', 1e-3),
+            _fmt(row.get('peak_memory_bytes'), '.1f', 2**20),
+        ]
         for name in datasets:
             for channel in ('rgb', 'y'):
                 psnr, ssim = row.get(f'{name}/psnr_{channel}'), row.get(f'{name}/ssim_{channel}')
@@ -594,6 +630,7 @@ def plot_psnr_vs_flops(result, file):
     strip under each panel, at their GFLOPs, so the cost comparison stays complete.
     """
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
@@ -601,8 +638,14 @@ def plot_psnr_vs_flops(result, file):
     models = [row for row in result['models'] if row.get('flops')]
     max_params = max([row['params'] for row in models] + [1])
     lanes = max(sum(1 for row in models if not name or f'{name}/psnr_rgb' not in row) for name in datasets)
-    fig, axes = plt.subplots(2, len(datasets), figsize=(6.5 * len(datasets), 5 + 0.3 * lanes), squeeze=False,
-                             sharex='col', gridspec_kw={'height_ratios': [4, 0.4 + 0.3 * lanes]})
+    fig, axes = plt.subplots(
+        2,
+        len(datasets),
+        figsize=(6.5 * len(datasets), 5 + 0.3 * lanes),
+        squeeze=False,
+        sharex='col',
+        gridspec_kw={'height_ratios': [4, 0.4 + 0.3 * lanes]},
+    )
     for column, name in enumerate(datasets):
         top, strip = axes[0][column], axes[1][column]
         lane = 0
@@ -611,8 +654,13 @@ def plot_psnr_vs_flops(result, file):
             psnr = row.get(f'{name}/psnr_rgb') if name else None
             if psnr is None:  # one lane per model, so that labels never overlap
                 strip.scatter(gflops, lane, s=min(size, 120), facecolors='none', edgecolors='k')
-                strip.annotate(f'{row["model"]} ({row.get("weights", "?")}, {row["params"] / 1e6:.2f} M)',
-                               (gflops, lane), fontsize=7, xytext=(7, -3), textcoords='offset points')
+                strip.annotate(
+                    f'{row["model"]} ({row.get("weights", "?")}, {row["params"] / 1e6:.2f} M)',
+                    (gflops, lane),
+                    fontsize=7,
+                    xytext=(7, -3),
+                    textcoords='offset points',
+                )
                 lane += 1
             else:
                 top.scatter(gflops, psnr, s=size, alpha=0.6, edgecolors='k')
@@ -673,8 +721,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ['--memory-child']:
         return _memory_child()
-    parser = argparse.ArgumentParser(description='Benchmark SR models: PSNR/SSIM, parameters, FLOPs, latency, '
-                                     'memory -> CSV, Markdown table and PSNR-vs-FLOPs plot.')
+    parser = argparse.ArgumentParser(
+        description='Benchmark SR models: PSNR/SSIM, parameters, FLOPs, latency, '
+        'memory -> CSV, Markdown table and PSNR-vs-FLOPs plot.'
+    )
     parser.add_argument('-opt', required=True, help='benchmark option file, e.g. options/benchmark_x4.yml')
     parser.add_argument('--out', help='output folder (default: results/<name>)')
     parser.add_argument('--device', help='cpu | cuda | auto (overrides the option file)')

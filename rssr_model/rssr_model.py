@@ -8,8 +8,9 @@ from basicsr.utils.registry import MODEL_REGISTRY
 # Loss slots, in the order they are added to the total; each is optional.
 LOSS_SLOTS = ('pixel_opt', 'perceptual_opt', 'local_opt')
 # Every key RSSRModel reads from `train`; anything else is a typo we refuse.
-TRAIN_KEYS = frozenset(LOSS_SLOTS + ('optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay',
-                                     'output_weights'))
+TRAIN_KEYS = frozenset(
+    LOSS_SLOTS + ('optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'output_weights')
+)
 
 
 @MODEL_REGISTRY.register()
@@ -40,8 +41,10 @@ class RSSRModel(SRModel):
         train_opt = self.opt['train']
         unknown = sorted(set(train_opt) - TRAIN_KEYS)
         if unknown:
-            raise KeyError(f'Unknown key(s) {unknown} under `train` in the option file of {self.opt["name"]!r}; '
-                           f'RSSRModel reads {sorted(TRAIN_KEYS)}. Fix the spelling or remove them.')
+            raise KeyError(
+                f'Unknown key(s) {unknown} under `train` in the option file of {self.opt["name"]!r}; '
+                f'RSSRModel reads {sorted(TRAIN_KEYS)}. Fix the spelling or remove them.'
+            )
         # SRModel builds pixel/perceptual losses, EMA, optimizers and schedulers.
         super().init_training_settings()
         self.cri_local = build_loss(train_opt['local_opt']).to(self.device) if train_opt.get('local_opt') else None
@@ -58,15 +61,17 @@ class RSSRModel(SRModel):
         if weights is None:
             return [1.0] * num_outputs
         if len(weights) != num_outputs:
-            raise ValueError(f'train.output_weights has {len(weights)} entries but the network returns '
-                             f'{num_outputs} output(s) while training; give one weight per output.')
+            raise ValueError(
+                f'train.output_weights has {len(weights)} entries but the network returns '
+                f'{num_outputs} output(s) while training; give one weight per output.'
+            )
         return weights
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
         outputs = self.net_g(self.lq)
         if torch.is_tensor(outputs):
-            outputs = (outputs, )
+            outputs = (outputs,)
         self.output = outputs[0]
 
         l_total = 0
@@ -75,13 +80,16 @@ class RSSRModel(SRModel):
             if weight == 0:
                 continue
             suffix = '' if index == 0 else f'_aux{index}'
-            for name, criterion in (('l_pix', self.cri_pix), ('l_percep', self.cri_perceptual),
-                                    ('l_local', self.cri_local)):
+            for name, criterion in (
+                ('l_pix', self.cri_pix),
+                ('l_percep', self.cri_perceptual),
+                ('l_local', self.cri_local),
+            ):
                 if criterion is None:
                     continue
                 terms = criterion(output, self.gt)
                 # BasicSR's PerceptualLoss returns (perceptual, style), either may be None.
-                named = zip(('l_percep', 'l_style'), terms) if isinstance(terms, tuple) else ((name, terms), )
+                named = zip(('l_percep', 'l_style'), terms) if isinstance(terms, tuple) else ((name, terms),)
                 for term_name, term in named:
                     if term is not None:
                         l_total = l_total + weight * term

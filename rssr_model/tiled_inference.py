@@ -27,6 +27,7 @@ nodata), the geotransform's pixel size is divided by the scale, and the output
 is tiled and DEFLATE-compressed. RGB comes from ``--bands`` (1-based, default
 1 2 3) of multi-band rasters.
 """
+
 import argparse
 import json
 import os
@@ -73,7 +74,7 @@ def blend_weights(starts, tile, scale, overlap):
         w = np.ones(tile * scale, np.float64)
         if overlap == 0:
             if i + 1 < len(starts):
-                w[(starts[i + 1] - start) * scale:] = 0
+                w[(starts[i + 1] - start) * scale :] = 0
         else:  # only inner edges fade, where a neighbour takes over
             if i > 0:
                 w *= np.clip((d - margin) / ramp, 0, 1)
@@ -82,8 +83,8 @@ def blend_weights(starts, tile, scale, overlap):
         weights.append(w)
     total = np.zeros((starts[-1] + tile) * scale)
     for start, w in zip(starts, weights):
-        total[start * scale:(start + tile) * scale] += w
-    return [(w / total[start * scale:(start + tile) * scale]).astype(np.float32) for start, w in zip(starts, weights)]
+        total[start * scale : (start + tile) * scale] += w
+    return [(w / total[start * scale : (start + tile) * scale]).astype(np.float32) for start, w in zip(starts, weights)]
 
 
 class TiledSR:
@@ -100,8 +101,7 @@ class TiledSR:
         precision (str): 'fp32', or 'fp16'/'bf16' autocast. Default: 'fp32'.
     """
 
-    def __init__(self, net, scale, tile=256, overlap=32, batch_size=4, device='cpu', ensemble=False,
-                 precision='fp32'):
+    def __init__(self, net, scale, tile=256, overlap=32, batch_size=4, device='cpu', ensemble=False, precision='fp32'):
         if not 0 <= overlap < tile:
             raise ValueError(f'--overlap {overlap} must be at least 0 and smaller than --tile {tile}.')
         self.net, self.scale, self.tile, self.overlap = net, scale, tile, overlap
@@ -131,7 +131,7 @@ class TiledSR:
                     out = out + torch.rot90(y, -k, (2, 3))
             return (out / 8).cpu().numpy()
 
-    def rows(self, img, offset=0., span=1., progress=None):
+    def rows(self, img, offset=0.0, span=1.0, progress=None):
         """Super-resolve ``img`` band by band.
 
         Args:
@@ -157,27 +157,28 @@ class TiledSR:
             shift = y * s - top
             if shift:  # rows above this tile row are final
                 yield top, acc[:, :shift]  # a view: the consumer is done with it when we resume
-                acc[:, :acc.shape[1] - shift] = acc[:, shift:]
-                acc[:, acc.shape[1] - shift:] = 0
+                acc[:, : acc.shape[1] - shift] = acc[:, shift:]
+                acc[:, acc.shape[1] - shift :] = 0
                 top = y * s
             for j0 in range(0, len(xs), self.batch_size):
                 chunk = range(j0, min(j0 + self.batch_size, len(xs)))
-                tiles = np.stack([img[:, y:y + th, xs[j]:xs[j] + tw] for j in chunk]).astype(np.float32)
-                if (offset, span) != (0., 1.):  # clip: only nodata lies outside the range
+                tiles = np.stack([img[:, y : y + th, xs[j] : xs[j] + tw] for j in chunk]).astype(np.float32)
+                if (offset, span) != (0.0, 1.0):  # clip: only nodata lies outside the range
                     tiles = np.clip(np.nan_to_num((tiles - offset) / span), 0, 1)
                 for j, tile_out in zip(chunk, self._forward(tiles)):
-                    acc[:, :, xs[j] * s:(xs[j] + tw) * s] += tile_out * (wy[:, None] * wxs[j][None, :])
+                    acc[:, :, xs[j] * s : (xs[j] + tw) * s] += tile_out * (wy[:, None] * wxs[j][None, :])
                 self.tiles_done += len(chunk)
                 if progress:
                     progress(len(chunk))
         yield top, acc
 
-    def __call__(self, img, offset=0., span=1.):
+    def __call__(self, img, offset=0.0, span=1.0):
         """img: (C, H, W) -> (C, H*scale, W*scale) float32 in the network's [0, 1] scale."""
         return np.concatenate([rows.copy() for _, rows in self.rows(img, offset, span)], axis=1)
 
 
 # ---------------------------------------------------------------------------- model
+
 
 def build_model(arch=None, arch_args=None, opt=None, weights=None, official=False, device='cpu'):
     """Build a registered arch and load weights; returns (net in eval mode on ``device``, upscale or None).
@@ -202,6 +203,7 @@ def build_model(arch=None, arch_args=None, opt=None, weights=None, official=Fals
     else:
         net_opt = {'type': arch, **(arch_args or {})}
     from basicsr.utils.registry import ARCH_REGISTRY
+
     if net_opt.get('type') not in ARCH_REGISTRY:
         raise ValueError(f'Unknown arch {net_opt.get("type")!r}; registered: {sorted(ARCH_REGISTRY.keys())}.')
     try:
@@ -224,18 +226,22 @@ def build_model(arch=None, arch_args=None, opt=None, weights=None, official=Fals
         unexpected = sorted(set(state) - set(own))
         wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
         if missing or unexpected or wrong:
-            raise ValueError(f'{weights} does not fit {arch}({net_opt}): {len(missing)} missing keys {missing[:3]}, '
-                             f'{len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} of other shapes {wrong[:3]}. '
-                             'Check --arch-args (e.g. upscale, widths), or pass --official for the authors\' files.')
+            raise ValueError(
+                f'{weights} does not fit {arch}({net_opt}): {len(missing)} missing keys {missing[:3]}, '
+                f'{len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} of other shapes {wrong[:3]}. '
+                "Check --arch-args (e.g. upscale, widths), or pass --official for the authors' files."
+            )
         net.load_state_dict(state, strict=True)
     return net.eval().to(device), net_opt.get('upscale', getattr(net, 'upscale', None))
 
 
 # ---------------------------------------------------------------------------- I/O
 
+
 def _rasterio():
     try:
         import rasterio
+
         return rasterio
     except ImportError:
         return None
@@ -253,8 +259,10 @@ def read_scene(path, bands=(1, 2, 3)):
         try:
             with rasterio.open(path) as src:
                 if src.count < 3 and tuple(bands) == (1, 2, 3):
-                    raise ValueError(f'{path}: has {src.count} band(s); super-resolution needs RGB. Pass --bands '
-                                     'with three band numbers, or convert the image.')
+                    raise ValueError(
+                        f'{path}: has {src.count} band(s); super-resolution needs RGB. Pass --bands '
+                        'with three band numbers, or convert the image.'
+                    )
                 if max(bands) > src.count or min(bands) < 1:
                     raise ValueError(f'{path}: has {src.count} bands, --bands asks for {list(bands)}.')
                 data = src.read(list(bands))
@@ -264,11 +272,15 @@ def read_scene(path, bands=(1, 2, 3)):
     else:
         raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if raw is None:
-            raise ValueError(f'{path}: cannot be read or decoded; check the file (multi-band and GeoTIFF files '
-                             'need the geo extra: pip install ".[geo]").')
+            raise ValueError(
+                f'{path}: cannot be read or decoded; check the file (multi-band and GeoTIFF files '
+                'need the geo extra: pip install ".[geo]").'
+            )
         if raw.ndim == 2 or raw.shape[2] not in (3, 4):
-            raise ValueError(f'{path}: has {1 if raw.ndim == 2 else raw.shape[2]} band(s); only RGB(A) images are '
-                             'supported here (use a GeoTIFF with --bands for multi-band rasters).')
+            raise ValueError(
+                f'{path}: has {1 if raw.ndim == 2 else raw.shape[2]} band(s); only RGB(A) images are '
+                'supported here (use a GeoTIFF with --bands for multi-band rasters).'
+            )
         data = raw[..., 2::-1].transpose(2, 0, 1)  # BGR(A) -> RGB, CHW; alpha dropped
         meta = {'nodata': None}
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
@@ -285,13 +297,13 @@ def value_range(data, meta, stretch='auto'):
     if stretch == 'dtype':
         if not np.issubdtype(dtype, np.unsignedinteger):
             raise ValueError(f'--stretch dtype needs unsigned integers, the scene is {dtype}: use --stretch minmax.')
-        return 0., float(np.iinfo(dtype).max)
+        return 0.0, float(np.iinfo(dtype).max)
     valid = data if meta['nodata'] is None else data[data != meta['nodata']]
     valid = valid[np.isfinite(valid)] if np.issubdtype(dtype, np.floating) else valid
     if valid.size == 0:
-        return 0., 1.
+        return 0.0, 1.0
     low, high = float(valid.min()), float(valid.max())
-    return low, (high - low) or 1.
+    return low, (high - low) or 1.0
 
 
 def from_unit(rows, offset, span, dtype):
@@ -322,8 +334,18 @@ class _TiffWriter:
             profile.pop('transform', None)
         for key in ('photometric', 'blockxsize', 'blockysize', 'interleave'):
             profile.pop(key, None)
-        profile.update(driver='GTiff', width=width, height=height, count=3, dtype=meta['dtype'], tiled=True,
-                       blockxsize=self.block, blockysize=self.block, compress='deflate', bigtiff='if_safer')
+        profile.update(
+            driver='GTiff',
+            width=width,
+            height=height,
+            count=3,
+            dtype=meta['dtype'],
+            tiled=True,
+            blockxsize=self.block,
+            blockysize=self.block,
+            compress='deflate',
+            bigtiff='if_safer',
+        )
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
             self.file = rasterio.open(path, 'w', **profile)
@@ -353,12 +375,14 @@ class _ArrayWriter:
         self.path, self.array = path, np.empty((height, width, 3), meta['dtype'])
 
     def write(self, top, rows):
-        self.array[top:top + rows.shape[1]] = rows.transpose(1, 2, 0)[..., ::-1]  # RGB -> BGR
+        self.array[top : top + rows.shape[1]] = rows.transpose(1, 2, 0)[..., ::-1]  # RGB -> BGR
 
     def close(self):
         if not cv2.imwrite(self.path, self.array):
-            raise ValueError(f'cannot write {self.path}: OpenCV has no encoder for {self.array.dtype} images of '
-                             'this extension (try --ext .tif), or the folder is not writable.')
+            raise ValueError(
+                f'cannot write {self.path}: OpenCV has no encoder for {self.array.dtype} images of '
+                'this extension (try --ext .tif), or the folder is not writable.'
+            )
 
     def abort(self):
         self.array = None
@@ -379,8 +403,9 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progre
     th, tw, ys, xs = engine.grid(h, w)
     tmp = f'{dst}.part{osp.splitext(dst)[1]}'
     use_rasterio = dst.lower().endswith(TIFF_EXTENSIONS) and _rasterio() is not None
-    stretched = not (np.issubdtype(meta['dtype'], np.unsignedinteger)
-                     and (offset, span) == (0., float(np.iinfo(meta['dtype']).max)))
+    stretched = not (
+        np.issubdtype(meta['dtype'], np.unsignedinteger) and (offset, span) == (0.0, float(np.iinfo(meta['dtype']).max))
+    )
     bar = tqdm(total=len(ys) * len(xs), desc=osp.basename(src), unit='tile', disable=not progress)
     writer = None
     try:
@@ -391,7 +416,7 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progre
         for top, rows in engine.rows(data, offset, span, progress=bar.update):
             out = from_unit(rows, offset, span, meta['dtype'])
             if nodata is not None:  # nodata stays nodata (nearest upsampling of the LR mask)
-                lr = data[:, top // s:(top + rows.shape[1]) // s]
+                lr = data[:, top // s : (top + rows.shape[1]) // s]
                 mask = (np.isnan(lr) if np.isnan(nodata) else lr == nodata).repeat(s, 1).repeat(s, 2)
                 out[mask] = nodata
             writer.write(top, out)
@@ -415,8 +440,9 @@ def peak_rss_mib():
 
 def main(argv=None):
     """``rssr-infer`` command line; ``argv`` defaults to ``sys.argv[1:]``."""
-    parser = argparse.ArgumentParser(prog='rssr-infer', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog='rssr-infer', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument('input', help='image file or folder (PNG, JPEG, TIFF, GeoTIFF)')
     parser.add_argument('output', help='output folder (outputs keep the input file names)')
     which = parser.add_mutually_exclusive_group(required=True)
@@ -427,13 +453,22 @@ def main(argv=None):
     parser.add_argument('--official', action='store_true', help='convert an official TSFNet/FAT checkpoint')
     parser.add_argument('--scale', type=int, help='upscale factor when the arch has no `upscale` argument')
     parser.add_argument('--tile', type=int, default=256, help='tile side, LR pixels (default 256)')
-    parser.add_argument('--overlap', type=int, default=32, help='tile overlap, LR pixels (default 32); 0: side by '
-                        'side, as the official TSFNet evaluation (x8: --tile 32 --overlap 0 = 256 HR blocks)')
+    parser.add_argument(
+        '--overlap',
+        type=int,
+        default=32,
+        help='tile overlap, LR pixels (default 32); 0: side by '
+        'side, as the official TSFNet evaluation (x8: --tile 32 --overlap 0 = 256 HR blocks)',
+    )
     parser.add_argument('--batch-size', type=int, default=4, help='tiles per forward (default 4)')
     parser.add_argument('--bands', type=int, nargs=3, default=(1, 2, 3), help='RGB band numbers of GeoTIFFs')
-    parser.add_argument('--stretch', choices=['auto', 'dtype', 'minmax'], default='auto',
-                        help='value mapping to [0, 1] (see above; default auto)')
-    parser.add_argument('--ext', help='output format by extension, e.g. .tif (default: the input\'s)')
+    parser.add_argument(
+        '--stretch',
+        choices=['auto', 'dtype', 'minmax'],
+        default='auto',
+        help='value mapping to [0, 1] (see above; default auto)',
+    )
+    parser.add_argument('--ext', help="output format by extension, e.g. .tif (default: the input's)")
     parser.add_argument('--ensemble', action='store_true', help='x8 self-ensemble (flips and rotations)')
     parser.add_argument('--precision', choices=['fp32', 'fp16', 'bf16'], default='fp32', help='autocast on CUDA')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -453,8 +488,9 @@ def main(argv=None):
     if args.weights is None:
         print('rssr-infer: warning: no --weights, running an untrained network', file=sys.stderr)
     try:
-        engine = TiledSR(net, scale, args.tile, args.overlap, args.batch_size, args.device, args.ensemble,
-                         args.precision)
+        engine = TiledSR(
+            net, scale, args.tile, args.overlap, args.batch_size, args.device, args.ensemble, args.precision
+        )
     except ValueError as error:
         parser.error(str(error))
     if osp.isdir(args.input):
@@ -481,10 +517,15 @@ def main(argv=None):
         except RuntimeError as error:  # out of memory and other runtime failures: the next scene would fail too
             hint = ' Lower --batch-size or --tile.' if 'out of memory' in str(error).lower() else ''
             sys.exit(f'rssr-infer: {src}: {error}{hint}')
-    cuda = (f', peak CUDA memory {torch.cuda.max_memory_allocated(engine.device) / 2**20:.0f} MiB'
-            if engine.device.type == 'cuda' else '')
-    print(f'{len(files) - len(failed)} scene(s), {engine.tiles_done} tiles of {args.tile}px (overlap {args.overlap}, '
-          f'x{scale}), {time.time() - start:.1f} s, peak RSS {peak_rss_mib():.0f} MiB{cuda} -> {args.output}')
+    cuda = (
+        f', peak CUDA memory {torch.cuda.max_memory_allocated(engine.device) / 2**20:.0f} MiB'
+        if engine.device.type == 'cuda'
+        else ''
+    )
+    print(
+        f'{len(files) - len(failed)} scene(s), {engine.tiles_done} tiles of {args.tile}px (overlap {args.overlap}, '
+        f'x{scale}), {time.time() - start:.1f} s, peak RSS {peak_rss_mib():.0f} MiB{cuda} -> {args.output}'
+    )
     if failed:
         sys.exit(f'rssr-infer: {len(failed)} of {len(files)} scene(s) failed: {", ".join(failed)}')
 

@@ -8,6 +8,7 @@ scripts/create_lmdb.py's writer (PNG level 1, and the default BMP), and times fu
 the validation-phase dataset (read, decode, pair, to tensor) over each, in this
 process, single-threaded, best of --repeat passes.
 """
+
 import argparse
 import os
 import tempfile
@@ -15,10 +16,10 @@ import time
 
 import cv2
 import numpy as np
-
-import rssr_data  # noqa: F401
 from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
+
+import rssr_data  # noqa: F401
 from rssr_data.lmdb_util import write_lmdb
 
 
@@ -52,8 +53,14 @@ def main():
         lr = np.clip(np.round(imresize(hr, 1 / args.scale) * 255), 0, 255).astype(np.uint8)
         cv2.imwrite(os.path.join(folders['LR'], name), lr)
     base = dict(type='RSPairedDataset', name='bench', phase='val', scale=args.scale)
-    results = {'PNG folders': rate(build_dataset(dict(base, dataroot_gt=folders['HR'], dataroot_lq=folders['LR'],
-                                                      io_backend={'type': 'disk'})), args.repeat)}
+    results = {
+        'PNG folders': rate(
+            build_dataset(
+                dict(base, dataroot_gt=folders['HR'], dataroot_lq=folders['LR'], io_backend={'type': 'disk'})
+            ),
+            args.repeat,
+        )
+    }
     for fmt in ('png', 'bmp'):
         dbs = {k: os.path.join(work, f'{k}_{fmt}.lmdb') for k in folders}
         for k, db in dbs.items():

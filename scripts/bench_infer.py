@@ -18,6 +18,7 @@ SRVGGNetCompact (32 channels, 4 convs, x4): FAT at its default size would take
 hours for a 4096x4096 scene on a 2-core CPU; its tile activations, like any
 model's, are bounded by ``--tile`` and ``--batch-size``, not by the scene.
 """
+
 import argparse
 import json
 import os
@@ -35,8 +36,20 @@ SMALL_MODEL = '{"num_feat": 32, "num_conv": 4, "upscale": 4}'
 
 def run(src, out, args, tile, ext=None):
     """Peak RSS (MiB) and seconds of one rssr-infer process; removes its output."""
-    cmd = [sys.executable, '-m', 'rssr_model.tiled_inference', src, out, '--arch', args.arch, '--arch-args',
-           args.arch_args, '--tile', str(tile), '--quiet'] + (['--ext', ext] if ext else [])
+    cmd = [
+        sys.executable,
+        '-m',
+        'rssr_model.tiled_inference',
+        src,
+        out,
+        '--arch',
+        args.arch,
+        '--arch-args',
+        args.arch_args,
+        '--tile',
+        str(tile),
+        '--quiet',
+    ] + (['--ext', ext] if ext else [])
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.time() - start
@@ -50,8 +63,13 @@ def run(src, out, args, tile, ext=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sizes', type=int, nargs='+', default=[1024, 2048, 4096], help='LR sides, tiled runs')
-    parser.add_argument('--whole-sizes', type=int, nargs='*', default=[1024, 2048],
-                        help='LR sides of the whole-image baseline (4096 needs about 10 GiB with the default model)')
+    parser.add_argument(
+        '--whole-sizes',
+        type=int,
+        nargs='*',
+        default=[1024, 2048],
+        help='LR sides of the whole-image baseline (4096 needs about 10 GiB with the default model)',
+    )
     parser.add_argument('--arch', default='SRVGGNetCompact_basicsr')
     parser.add_argument('--arch-args', default=SMALL_MODEL)
     parser.add_argument('--tile', type=int, default=256)
@@ -59,6 +77,7 @@ def main():
     scale = json.loads(args.arch_args)['upscale']
     try:
         import rasterio  # noqa: F401
+
         writers = [('tiled png', None), ('tiled tif', '.tif')]
     except ImportError:
         print('rasterio is not installed: no streamed TIFF runs (pip install ".[geo]")')
@@ -74,17 +93,21 @@ def main():
         return path
 
     fixed, _ = run(scene(64), out, args, args.tile)
-    print(f'{args.arch} {args.arch_args}, tile {args.tile}, 8-bit RGB scenes; fixed cost (64x64 scene) '
-          f'{fixed:.0f} MiB')
-    print(f'{"LR side":>8} {"run":>10} {"output MiB":>11} {"peak RSS MiB":>13} {"- fixed":>8} {"x output":>9} '
-          f'{"seconds":>8}')
+    print(f'{args.arch} {args.arch_args}, tile {args.tile}, 8-bit RGB scenes; fixed cost (64x64 scene) {fixed:.0f} MiB')
+    print(
+        f'{"LR side":>8} {"run":>10} {"output MiB":>11} {"peak RSS MiB":>13} {"- fixed":>8} {"x output":>9} '
+        f'{"seconds":>8}'
+    )
     jobs = [(size, name, args.tile, ext) for size in args.sizes for name, ext in writers]
     jobs += [(size, 'whole', size, None) for size in args.whole_sizes]
     for size, name, tile, ext in sorted(jobs, key=lambda job: job[0]):
         peak, seconds = run(scene(size), out, args, tile, ext)
-        output = 3 * (size * scale)**2 / 2**20
-        print(f'{size:>8} {name:>10} {output:>11.0f} {peak:>13.0f} {peak - fixed:>8.0f} '
-              f'{(peak - fixed) / output:>9.2f} {seconds:>8.1f}', flush=True)
+        output = 3 * (size * scale) ** 2 / 2**20
+        print(
+            f'{size:>8} {name:>10} {output:>11.0f} {peak:>13.0f} {peak - fixed:>8.0f} '
+            f'{(peak - fixed) / output:>9.2f} {seconds:>8.1f}',
+            flush=True,
+        )
     for name in os.listdir(work):
         if name != 'out':
             os.remove(os.path.join(work, name))

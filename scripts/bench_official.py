@@ -16,6 +16,7 @@ is read from a local clone (``--official`` or $RSSR_OFFICIAL_TSFNET /
 $RSSR_OFFICIAL_FAT); it needs ``einops`` (TSFNet) or ``timm`` (FAT). Without
 it the script says so and exits 0.
 """
+
 import argparse
 import json
 import os
@@ -41,12 +42,15 @@ def import_official(arch, root):
         package.__path__ = [os.path.join(root, 'model')]
         sys.modules['model'] = package
         from model import tsfnet
+
         return tsfnet
     sys.path.insert(0, root)
     if arch == 'FAT':
         from models import FAT
+
         return FAT
     import train
+
     return train
 
 
@@ -61,6 +65,7 @@ def build(arch, impl, root, scale):
     official = import_official(arch, root)
     if arch == 'loss':
         from rssr_loss.extremum_variance_loss import ExtremumVarianceLoss
+
         loss = official.VarianceimpFeatureLoss() if impl == 'official' else ExtremumVarianceLoss(value_range=(-1, 1))
         return loss, x * 2 - 1
     if arch == 'TSFNet':
@@ -71,6 +76,7 @@ def build(arch, impl, root, scale):
     if impl == 'official':
         return theirs, x
     from basicsr.utils.registry import ARCH_REGISTRY
+
     ours = ARCH_REGISTRY.get(arch)(upscale=scale)
     ours.load_state_dict(rssr_arch.convert_official_state_dict(arch, theirs.state_dict()), strict=True)
     del theirs
@@ -97,7 +103,7 @@ def child(args):
         else:
             fn.train()
             outputs = fn(x)
-            outputs = outputs if isinstance(outputs, tuple) else (outputs, )
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
             sum(o.abs().mean() for o in outputs).backward()
             fn.zero_grad(set_to_none=True)
 
@@ -138,26 +144,48 @@ def main():
     # default allocator (mmap for every large block would add page faults to both sides).
     envs = {'time': dict(os.environ), 'memory': dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')}
     modes = ['train'] if args.arch == 'loss' else ['forward', 'train']
-    print(f'{args.arch}: input {tuple(DEFAULTS[args.arch]["shape"])}, x{args.scale}, {torch.get_num_threads()} '
-          f'threads, best of {args.repeats} alternating processes, each the median of {args.runs} runs after 1 '
-          'warm-up')
-    print(f'{"mode":<8} {"official s":>11} {"ours s":>9} {"ratio":>6} {"official MiB":>13} {"ours MiB":>9} {"ratio":>6}')
+    print(
+        f'{args.arch}: input {tuple(DEFAULTS[args.arch]["shape"])}, x{args.scale}, {torch.get_num_threads()} '
+        f'threads, best of {args.repeats} alternating processes, each the median of {args.runs} runs after 1 '
+        'warm-up'
+    )
+    print(
+        f'{"mode":<8} {"official s":>11} {"ours s":>9} {"ratio":>6} {"official MiB":>13} {"ours MiB":>9} {"ratio":>6}'
+    )
     for mode in modes:
         result = {'official': {}, 'ours': {}}
         # Timed processes alternate official/ours --repeats times and each keeps its best median, so that
         # a slow spell of the machine does not land on one side only.
         runs = [('time', impl) for _ in range(args.repeats) for impl in ('official', 'ours')]
         for measure, impl in runs + [('memory', 'official'), ('memory', 'ours')]:
-            cmd = [sys.executable, __file__, '--arch', args.arch, '--official', args.official, '--scale',
-                   str(args.scale), '--runs', str(args.runs), '--impl', impl, '--mode', mode, '--measure', measure]
+            cmd = [
+                sys.executable,
+                __file__,
+                '--arch',
+                args.arch,
+                '--official',
+                args.official,
+                '--scale',
+                str(args.scale),
+                '--runs',
+                str(args.runs),
+                '--impl',
+                impl,
+                '--mode',
+                mode,
+                '--measure',
+                measure,
+            ]
             proc = subprocess.run(cmd, env=envs[measure], capture_output=True, text=True)
             if proc.returncode:
                 sys.exit(f'{impl} {mode} failed:\n{proc.stderr[-2000:]}')
             for key, value in json.loads(proc.stdout.strip().splitlines()[-1]).items():
                 result[impl][key] = min(value, result[impl].get(key, value))
         o, u = result['official'], result['ours']
-        print(f'{mode:<8} {o["seconds"]:>11.3f} {u["seconds"]:>9.3f} {u["seconds"] / o["seconds"]:>6.2f} '
-              f'{o["peak_mib"]:>13.1f} {u["peak_mib"]:>9.1f} {u["peak_mib"] / max(o["peak_mib"], 1e-9):>6.2f}')
+        print(
+            f'{mode:<8} {o["seconds"]:>11.3f} {u["seconds"]:>9.3f} {u["seconds"] / o["seconds"]:>6.2f} '
+            f'{o["peak_mib"]:>13.1f} {u["peak_mib"]:>9.1f} {u["peak_mib"] / max(o["peak_mib"], 1e-9):>6.2f}'
+        )
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ Usage: python scripts/benchmark.py -opt options/benchmark_x4.yml [--device cuda]
        [--models EDSR,FAT] [--quality trained|all|none] [--runs N] [--input-size H W] [--no-memory]
 See rssr_model/benchmark.py for the option-file keys.
 """
+
 from rssr_model.benchmark import main
 
 if __name__ == '__main__':

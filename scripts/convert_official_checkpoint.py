@@ -3,6 +3,7 @@
 Usage: python scripts/convert_official_checkpoint.py --arch FAT --input best.pth --output FAT_x4.pth
 The output holds ``{'params': state_dict}``, loadable with ``path.pretrain_network_g``.
 """
+
 import argparse
 import os
 

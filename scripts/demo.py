@@ -3,6 +3,7 @@
 
 Usage: python scripts/demo.py [--debug | --auto_resume | --force_yml key=value ...]
 """
+
 from os import path as osp
 
 from rssr_cli import demo

@@ -11,6 +11,7 @@ image (crop and step must be multiples of the scale). Outputs are lossless PNG,
 <stem>_s<NNN>.png, written atomically; existing crops are kept, so an interrupted
 run resumes.
 """
+
 import argparse
 import os
 import sys
@@ -18,10 +19,11 @@ from functools import partial
 from multiprocessing import Pool
 from os import path as osp
 
+import rssr_compat  # noqa: F401
+
 import cv2
 from tqdm import tqdm
 
-import rssr_compat  # noqa: F401
 from rssr_data.image_io import ImageError, decode, scan_images
 
 
@@ -57,8 +59,9 @@ def crop_one(rel, args):
             raise ImageError(f'{hr_path}: no LR partner under {args.lr} (looked for {stem}.*).')
         lr = cv2.imread(lr_path, cv2.IMREAD_UNCHANGED)
         if lr.shape[0] != hr.shape[0] // s or lr.shape[1] != hr.shape[1] // s:
-            raise ImageError(f'{hr_path} is {hr.shape[0]}x{hr.shape[1]} but {lr_path} is {lr.shape[0]}x{lr.shape[1]}, '
-                             f'not HR/{s}.')
+            raise ImageError(
+                f'{hr_path} is {hr.shape[0]}x{hr.shape[1]} but {lr_path} is {lr.shape[0]}x{lr.shape[1]}, not HR/{s}.'
+            )
     written = 0
     index = 0
     for y in starts(hr.shape[0], args.crop_size, args.step, args.thresh_size):
@@ -69,9 +72,11 @@ def crop_one(rel, args):
             if osp.isfile(hr_out) and (lr is None or osp.isfile(osp.join(args.out, 'LR', name))):
                 continue
             if lr is not None:
-                _write(lr[y // s:(y + args.crop_size) // s, x // s:(x + args.crop_size) // s],
-                       osp.join(args.out, 'LR', name))
-            _write(hr[y:y + args.crop_size, x:x + args.crop_size], hr_out)
+                _write(
+                    lr[y // s : (y + args.crop_size) // s, x // s : (x + args.crop_size) // s],
+                    osp.join(args.out, 'LR', name),
+                )
+            _write(hr[y : y + args.crop_size, x : x + args.crop_size], hr_out)
             written += 1
     return index, written
 

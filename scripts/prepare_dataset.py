@@ -2,7 +2,8 @@
 
 Examples:
   python scripts/prepare_dataset.py --dataset nwpu --src downloads/NWPU-RESISC45 --out datasets/NWPU-RESISC45 --scales 8
-  python scripts/prepare_dataset.py --dataset ucmerced --src downloads/UCMerced_LandUse/Images --out datasets/UCMerced --scales 8 16
+  python scripts/prepare_dataset.py --dataset ucmerced --src downloads/UCMerced_LandUse/Images \\
+      --out datasets/UCMerced --scales 8 16
 
 --src holds one sub-folder per class. Splits are per class and seeded: NWPU-RESISC45
 follows TSFNet's protocol (45 train / 5 val / 50 test per class, the other 600 unused);
@@ -12,14 +13,16 @@ first ({train,val,test}.txt, relative paths): existing split files are always re
 Re-running after an interruption only does what is missing. Replaces the official
 MATLAB generate_mod_LR_bic.m (LR = imresize(modcrop(HR, s), 1/s), MATLAB kernel).
 """
+
 import argparse
 import sys
 import time
 from multiprocessing import Pool
 
+import rssr_compat  # noqa: F401
+
 from tqdm import tqdm
 
-import rssr_compat  # noqa: F401
 from rssr_data.image_io import ImageError
 from rssr_data.prepare import plan, run_job
 
@@ -43,8 +46,10 @@ def main(argv=None):
     except (ImageError, FileNotFoundError, ValueError, OSError) as error:
         sys.exit(f'prepare_dataset: {error}')
     counts = ', '.join(f'{name} {len(files)}' for name, files in splits.items())
-    print(f'{args.out}: {counts} images; {len(jobs)} files written in {time.time() - start:.1f} s '
-          f'(scales {args.scales}); splits in {args.out}/splits/')
+    print(
+        f'{args.out}: {counts} images; {len(jobs)} files written in {time.time() - start:.1f} s '
+        f'(scales {args.scales}); splits in {args.out}/splits/'
+    )
 
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@
 
 Usage: python scripts/test.py -opt options/<file>.yml  (all BasicSR flags work)
 """
+
 from rssr_cli import test
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@
 
 Usage: python scripts/train.py -opt options/<file>.yml  (all BasicSR flags work)
 """
+
 from rssr_cli import train
 
 if __name__ == '__main__':

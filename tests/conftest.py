@@ -1,9 +1,9 @@
 import os
 from pathlib import Path
 
-import pytest
-
 import rssr_compat  # noqa: F401  (before any basicsr import in the tests)
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get('RSSR_SHARED', REPO_ROOT.parent / 'shared'))

@@ -1,4 +1,5 @@
 """scripts/benchmark.py: numbers checked against independent computations, outputs, failures, test YAMLs."""
+
 import csv
 import glob
 import math
@@ -13,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import ARCH_REGISTRY
 from torch.nn import functional as F
 
 import rssr_arch  # noqa: F401  (registers Bicubic, before basicsr)
-from basicsr.utils.matlab_functions import imresize
-from basicsr.utils.registry import ARCH_REGISTRY
 from rssr_model import benchmark
 from rssr_model.benchmark import count_flops, run_benchmark, write_reports
 
@@ -28,29 +29,41 @@ HR_SIZE = 96  # generated HR crops: LR 24 at x4, 12 at x8 (multiples of 12, and 
 def _psnr(sr, gt, crop):
     """PSNR of two uint8 images straight from the definition."""
     sr, gt = (img[crop:-crop, crop:-crop].astype(np.float64) for img in (sr, gt))
-    return 10 * math.log10(255.**2 / np.mean((sr - gt)**2))
+    return 10 * math.log10(255.0**2 / np.mean((sr - gt) ** 2))
 
 
 def _luma(bgr):
     """ITU-R BT.601 Y in [16, 235] of a uint8 BGR image (MATLAB rgb2ycbcr)."""
-    b, g, r = (bgr[..., i].astype(np.float64) / 255. for i in range(3))
-    return np.round((65.481 * r + 128.553 * g + 24.966 * b + 16.)).clip(0, 255)
+    b, g, r = (bgr[..., i].astype(np.float64) / 255.0 for i in range(3))
+    return np.round((65.481 * r + 128.553 * g + 24.966 * b + 16.0)).clip(0, 255)
 
 
 def _bicubic_sr(lq_bgr, scale):
-    return np.clip(np.round(imresize(lq_bgr.astype(np.float64) / 255., scale) * 255), 0, 255).astype(np.uint8)
+    return np.clip(np.round(imresize(lq_bgr.astype(np.float64) / 255.0, scale) * 255), 0, 255).astype(np.uint8)
 
 
 def _skimage_set(root, scale):
     gt_dir, lq_dir = osp.join(root, 'HR'), osp.join(root, f'LR_x{scale}')
-    return {'generate': 'skimage', 'hr_size': HR_SIZE, 'type': 'PairedImageDataset', 'dataroot_gt': gt_dir,
-            'dataroot_lq': lq_dir, 'io_backend': {'type': 'disk'}}
+    return {
+        'generate': 'skimage',
+        'hr_size': HR_SIZE,
+        'type': 'PairedImageDataset',
+        'dataroot_gt': gt_dir,
+        'dataroot_lq': lq_dir,
+        'io_backend': {'type': 'disk'},
+    }
 
 
 def _options(tmp_path, scale, models, **kwargs):
-    opt = {'name': f'bench_x{scale}', 'scale': scale, 'device': 'cpu', 'quality': 'trained',
-           'cost': {'input_size': [24, 24], 'batch_size': 1, 'warmup': 1, 'runs': 2, 'memory': False},
-           'datasets': {'skimage': _skimage_set(str(tmp_path / 'data'), scale)}, 'models': models}
+    opt = {
+        'name': f'bench_x{scale}',
+        'scale': scale,
+        'device': 'cpu',
+        'quality': 'trained',
+        'cost': {'input_size': [24, 24], 'batch_size': 1, 'warmup': 1, 'runs': 2, 'memory': False},
+        'datasets': {'skimage': _skimage_set(str(tmp_path / 'data'), scale)},
+        'models': models,
+    }
     opt.update(kwargs)
     return opt
 
@@ -129,11 +142,31 @@ def test_benchmark_x8_numbers_outputs_and_failures(tmp_path):
         {'name': 'Bicubic', 'network_g': {'type': 'Bicubic', 'upscale': scale}},
         {'name': 'EDSR', 'network_g': edsr, 'pretrain_network_g': ckpt, 'param_key_g': 'params_ema'},
         {'name': 'MSRResNet', 'network_g': {'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1, 'upscale': scale}},
-        {'name': 'RRDBNet', 'network_g': {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': scale,
-                                          'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4}},
+        {
+            'name': 'RRDBNet',
+            'network_g': {
+                'type': 'RRDBNet',
+                'num_in_ch': 3,
+                'num_out_ch': 3,
+                'scale': scale,
+                'num_feat': 8,
+                'num_block': 1,
+                'num_grow_ch': 4,
+            },
+        },
         {'name': 'Nothing', 'network_g': {'type': 'NoSuchArch'}},
-        {'name': 'RCAN', 'network_g': {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16,
-                                       'num_group': 1, 'num_block': 1, 'upscale': scale}},
+        {
+            'name': 'RCAN',
+            'network_g': {
+                'type': 'RCAN',
+                'num_in_ch': 3,
+                'num_out_ch': 3,
+                'num_feat': 16,
+                'num_group': 1,
+                'num_block': 1,
+                'upscale': scale,
+            },
+        },
     ]
     opt = _options(tmp_path, scale, models)
     opt['cost'].update(input_size=[12, 12], memory=True)
@@ -146,6 +179,7 @@ def test_benchmark_x8_numbers_outputs_and_failures(tmp_path):
     names = sorted(os.listdir(gt_dir))
     assert names == sorted(f'{n}.png' for n in benchmark.SKIMAGE_IMAGES)
     from skimage.metrics import structural_similarity
+
     psnr_rgb, psnr_y, ssim_y = [], [], []
     for name in names:
         gt = cv2.imread(osp.join(gt_dir, name))
@@ -155,8 +189,16 @@ def test_benchmark_x8_numbers_outputs_and_failures(tmp_path):
         psnr_rgb.append(_psnr(sr, gt, scale))
         psnr_y.append(_psnr(_luma(sr), _luma(gt), scale))
         c = slice(scale, -scale)
-        ssim_y.append(structural_similarity(_luma(sr)[c, c], _luma(gt)[c, c], data_range=255, gaussian_weights=True,
-                                            sigma=1.5, use_sample_covariance=False))
+        ssim_y.append(
+            structural_similarity(
+                _luma(sr)[c, c],
+                _luma(gt)[c, c],
+                data_range=255,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+            )
+        )
     bicubic = rows['Bicubic']
     assert bicubic['skimage/psnr_rgb'] == pytest.approx(np.mean(psnr_rgb), abs=2e-3)
     assert bicubic['skimage/psnr_y'] == pytest.approx(np.mean(psnr_y), abs=2e-3)
@@ -202,8 +244,9 @@ def test_lmdb_gives_the_folder_numbers(tmp_path):
     for key, src in (('dataroot_gt', 'HR'), ('dataroot_lq', f'LR_x{scale}')):
         names = sorted(os.listdir(tmp_path / 'data' / src))
         lmdb[key] = str(tmp_path / f'{src}.lmdb')
-        make_lmdb_from_imgs(str(tmp_path / 'data' / src), lmdb[key], names, [osp.splitext(n)[0] for n in names],
-                            n_thread=1)
+        make_lmdb_from_imgs(
+            str(tmp_path / 'data' / src), lmdb[key], names, [osp.splitext(n)[0] for n in names], n_thread=1
+        )
     folder['cost']['runs'] = 1
     both = run_benchmark({**folder, 'datasets': {'folder': folder['datasets']['skimage'], 'lmdb': lmdb}})
     per_image = {(r['dataset'], osp.splitext(r['image'])[0]): r for r in both['images']}
@@ -215,14 +258,22 @@ def test_lmdb_gives_the_folder_numbers(tmp_path):
 
 def test_rssr25_samples_x4(samples_dir, tmp_path):
     scale = 4
-    dataset = {'type': 'PairedImageDataset', 'dataroot_gt': str(samples_dir / 'train' / 'HR'),
-               'dataroot_lq': str(samples_dir / 'train' / 'LR'), 'io_backend': {'type': 'disk'}}
+    dataset = {
+        'type': 'PairedImageDataset',
+        'dataroot_gt': str(samples_dir / 'train' / 'HR'),
+        'dataroot_lq': str(samples_dir / 'train' / 'LR'),
+        'io_backend': {'type': 'disk'},
+    }
     models = [{'name': 'Bicubic', 'network_g': {'type': 'Bicubic', 'upscale': scale}}]
     result = run_benchmark(_options(tmp_path, scale, models, datasets={'rssr25': dataset}))
     names = sorted(os.listdir(dataset['dataroot_gt']))
     direct = [
-        _psnr(_bicubic_sr(cv2.imread(osp.join(dataset['dataroot_lq'], n)), scale),
-              cv2.imread(osp.join(dataset['dataroot_gt'], n)), scale) for n in names
+        _psnr(
+            _bicubic_sr(cv2.imread(osp.join(dataset['dataroot_lq'], n)), scale),
+            cv2.imread(osp.join(dataset['dataroot_gt'], n)),
+            scale,
+        )
+        for n in names
     ]
     assert result['models'][0]['rssr25/psnr_rgb'] == pytest.approx(np.mean(direct), abs=2e-3)
 
@@ -276,8 +327,13 @@ def test_scripts_test_reports_the_benchmark_numbers(tmp_path):
     row = run_benchmark(opt)['models'][0]
     assert row['weights'] == 'trained'
 
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'scripts', 'test.py'), '-opt', str(opt_file)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'scripts', 'test.py'), '-opt', str(opt_file)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = open(glob.glob(str(tmp_path / 'results' / test_opt['name'] / '*.log'))[0]).read()
     logged = {m: float(v) for m, v in re.findall(r'# (\w+): ([\d.]+)', log)}

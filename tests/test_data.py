@@ -1,4 +1,5 @@
 """Remote-sensing datasets, LMDB packing and LR generation, on real samples and generated folders."""
+
 import gc
 import subprocess
 import sys
@@ -8,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-import rssr_data  # noqa: F401
 from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
+
+import rssr_data  # noqa: F401
 from rssr_data.image_io import ImageError, read_image
 from rssr_data.prepare import make_splits, plan
 
@@ -19,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_script(name, *args):
-    return subprocess.run([sys.executable, str(REPO / 'scripts' / name), *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / 'scripts' / name), *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 def make_scenes(root, classes=('forest', 'river'), per_class=4, size=(36, 44), seed=0, dtype=np.uint8):
@@ -30,7 +32,7 @@ def make_scenes(root, classes=('forest', 'river'), per_class=4, size=(36, 44), s
     for cls in classes:
         (root / cls).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            img = cv2.GaussianBlur(rng.random(size + (3, )), (0, 0), 2) * peak
+            img = cv2.GaussianBlur(rng.random(size + (3,)), (0, 0), 2) * peak
             cv2.imwrite(str(root / cls / f'{cls}{i:02d}.png'), img.astype(dtype))
     return root
 
@@ -50,8 +52,9 @@ def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path)
     assert proc.returncode == 0, proc.stderr
     splits = {n: (out / 'splits' / f'{n}.txt').read_text().split() for n in ('train', 'val', 'test')}
     assert [len(v) for v in splits.values()] == [16, 2, 2]
-    assert splits == {k: v for k, v in make_splits([str(p.relative_to(src)) for p in src.rglob('*.png')],
-                                                   'other').items()}
+    assert splits == {
+        k: v for k, v in make_splits([str(p.relative_to(src)) for p in src.rglob('*.png')], 'other').items()
+    }
     rel = splits['train'][0]
     hr = read_image(src / rel)
     for scale in (4, 8):
@@ -63,12 +66,25 @@ def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path)
     (out / 'train' / 'LR_x8' / rel).unlink()
     _, jobs = plan(str(src), str(out), 'other', [4, 8])
     assert [j[2] for j in jobs] == [str(out / 'train' / 'LR_x8' / rel)]
-    assert run_script('prepare_dataset.py', '--dataset', 'other', '--src', src, '--out', out, '--scales', 4, 8
-                      ).returncode == 0
+    assert (
+        run_script('prepare_dataset.py', '--dataset', 'other', '--src', src, '--out', out, '--scales', 4, 8).returncode
+        == 0
+    )
     assert (out / 'train' / 'LR_x8' / rel).is_file()
     # The preset reads the layout; training crops and tensors come out right.
-    item = build_dataset(dict(type='UCMercedDataset', name='u', phase='train', root=str(out), scale=4, gt_size=16,
-                              use_hflip=True, use_rot=True, io_backend={'type': 'disk'}))[0]
+    item = build_dataset(
+        dict(
+            type='UCMercedDataset',
+            name='u',
+            phase='train',
+            root=str(out),
+            scale=4,
+            gt_size=16,
+            use_hflip=True,
+            use_rot=True,
+            io_backend={'type': 'disk'},
+        )
+    )[0]
     assert item['gt'].shape == (3, 16, 16) and item['lq'].shape == (3, 4, 4)
 
 
@@ -99,8 +115,18 @@ def test_folder_to_lmdb_round_trip_and_basicsr_reads_it(tmp_path):
     first = packed[0]
     del packed
     gc.collect()  # LMDB allows one open environment per path and process
-    basicsr = build_dataset(dict(type='PairedImageDataset', name='b', phase='val', scale=4, dataroot_gt=str(hr_db),
-                                 dataroot_lq=str(lr_db), io_backend={'type': 'lmdb'}, filename_tmpl='{}'))
+    basicsr = build_dataset(
+        dict(
+            type='PairedImageDataset',
+            name='b',
+            phase='val',
+            scale=4,
+            dataroot_gt=str(hr_db),
+            dataroot_lq=str(lr_db),
+            io_backend={'type': 'lmdb'},
+            filename_tmpl='{}',
+        )
+    )
     assert torch.equal(basicsr[0]['gt'], first['gt']) and torch.equal(basicsr[0]['lq'], first['lq'])
     # An existing database is kept unless --overwrite.
     proc = run_script('create_lmdb.py', '--input', hr_dir, '--output', hr_db)
@@ -110,6 +136,7 @@ def test_folder_to_lmdb_round_trip_and_basicsr_reads_it(tmp_path):
 
 def test_lmdb_map_grows_instead_of_failing(tmp_path):
     from rssr_data.lmdb_util import verify_lmdb, write_lmdb
+
     hr_dir = make_scenes(tmp_path / 'HR', size=(64, 64))
     files = sorted(str(p.relative_to(hr_dir)) for p in hr_dir.rglob('*.png'))
     assert write_lmdb(str(hr_dir), files, str(tmp_path / 'x.lmdb'), map_size=4096, compress_level=0) == 8
@@ -136,7 +163,7 @@ def test_bad_inputs_name_the_file_and_the_fix(tmp_path):
     lr_dir = tmp_path / 'LR'
     (lr_dir / 'forest').mkdir(parents=True)
     cv2.imwrite(str(lr_dir / 'forest' / 'forest00.png'), np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(FileNotFoundError, match=r"no LR partner .*river"):
+    with pytest.raises(FileNotFoundError, match=r'no LR partner .*river'):
         dataset(dataroot_gt=str(hr_dir), dataroot_lq=str(lr_dir), scale=4)
     with pytest.raises(KeyError, match='dataroot_qt'):
         dataset(dataroot_qt=str(hr_dir), dataroot_gt=str(hr_dir), lq_from_gt=True, scale=4)
@@ -161,35 +188,80 @@ def test_bad_inputs_name_the_file_and_the_fix(tmp_path):
 
 def test_real_rssr25_pairs(samples_dir, tmp_path):
     train = samples_dir / 'train'
-    data = dataset(dataroot_gt=str(train / 'HR'), dataroot_lq=str(train / 'LR'), scale=4, phase='train', gt_size=96,
-                   use_hflip=True, use_rot=True)
+    data = dataset(
+        dataroot_gt=str(train / 'HR'),
+        dataroot_lq=str(train / 'LR'),
+        scale=4,
+        phase='train',
+        gt_size=96,
+        use_hflip=True,
+        use_rot=True,
+    )
     assert len(data) == 3
     item = data[0]
     assert item['gt'].shape == (3, 96, 96) and item['lq'].shape == (3, 24, 24)
     # The LR crop is aligned with the HR crop: downscaling HR lands near the LR (the LR was made from it).
     down = torch.nn.functional.interpolate(item['gt'][None], scale_factor=0.25, mode='area')[0]
     assert (down - item['lq']).abs().mean() < 0.05
-    proc = run_script('create_lmdb.py', '--input', train / 'HR', train / 'LR', '--output', tmp_path / 'HR.lmdb',
-                      tmp_path / 'LR.lmdb', '--verify')
+    proc = run_script(
+        'create_lmdb.py',
+        '--input',
+        train / 'HR',
+        train / 'LR',
+        '--output',
+        tmp_path / 'HR.lmdb',
+        tmp_path / 'LR.lmdb',
+        '--verify',
+    )
     assert proc.returncode == 0, proc.stderr
-    packed = dataset(dataroot_gt=str(tmp_path / 'HR.lmdb'), dataroot_lq=str(tmp_path / 'LR.lmdb'), scale=4,
-                     io_backend={'type': 'lmdb'})
+    packed = dataset(
+        dataroot_gt=str(tmp_path / 'HR.lmdb'),
+        dataroot_lq=str(tmp_path / 'LR.lmdb'),
+        scale=4,
+        io_backend={'type': 'lmdb'},
+    )
     whole = dataset(dataroot_gt=str(train / 'HR'), dataroot_lq=str(train / 'LR'), scale=4)
     assert all(torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq']) for a, b in zip(whole, packed))
 
 
 def test_extract_subimages_keeps_lr_aligned(samples_dir, tmp_path):
     train = samples_dir / 'train'
-    proc = run_script('extract_subimages.py', '--hr', train / 'HR', '--lr', train / 'LR', '--scale', 4, '--out',
-                      tmp_path, '--crop-size', 240, '--step', 120)
+    proc = run_script(
+        'extract_subimages.py',
+        '--hr',
+        train / 'HR',
+        '--lr',
+        train / 'LR',
+        '--scale',
+        4,
+        '--out',
+        tmp_path,
+        '--crop-size',
+        240,
+        '--step',
+        120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert '3 scenes -> 27 crops' in proc.stdout  # (480 - 240) / 120 + 1 = 3 per side
     hr = cv2.imread(str(train / 'HR' / '42_1.png'))
     lr = cv2.imread(str(train / 'LR' / '42_1.png'))
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / 'HR' / '42_1_s005.png')), hr[120:360, 240:480])
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / 'LR' / '42_1_s005.png')), lr[30:90, 60:120])
-    again = run_script('extract_subimages.py', '--hr', train / 'HR', '--lr', train / 'LR', '--scale', 4, '--out',
-                       tmp_path, '--crop-size', 240, '--step', 120)
+    again = run_script(
+        'extract_subimages.py',
+        '--hr',
+        train / 'HR',
+        '--lr',
+        train / 'LR',
+        '--scale',
+        4,
+        '--out',
+        tmp_path,
+        '--crop-size',
+        240,
+        '--step',
+        120,
+    )
     assert '(0 written now)' in again.stdout
     bad = run_script('extract_subimages.py', '--hr', train / 'HR', '--scale', 4, '--out', tmp_path, '--step', 122)
     assert bad.returncode != 0 and 'multiples of --scale' in bad.stderr

@@ -1,14 +1,16 @@
 """The README's first command: the offline demo data and a short run of the demo training."""
+
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import rssr_compat  # noqa: F401
+
 import cv2
 import numpy as np
-
-import rssr_compat  # noqa: F401
 from basicsr.utils.matlab_functions import imresize
+
 from rssr_data.demo import VAL_COLUMNS, make_demo_dataset, terrain_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,21 +23,32 @@ def test_demo_data_is_real_terrain_split_without_overlap(tmp_path):
     west = cv2.imread(f'{root}/train/HR/terrain_west.png')[..., ::-1]
     east = cv2.imread(f'{root}/val/HR/terrain_east.png')[..., ::-1]
     split = terrain.shape[1] - VAL_COLUMNS
-    np.testing.assert_array_equal(west, terrain[:, :split - split % 4])
-    np.testing.assert_array_equal(east, terrain[:, split:split + VAL_COLUMNS])
+    np.testing.assert_array_equal(west, terrain[:, : split - split % 4])
+    np.testing.assert_array_equal(east, terrain[:, split : split + VAL_COLUMNS])
     for hr_path in sorted(Path(root).glob('*/HR/*.png')):
         hr = cv2.imread(str(hr_path))
         lr = cv2.imread(str(hr_path.parent.parent / 'LR_x4' / hr_path.name))
         assert hr.shape[0] % 4 == 0 and hr.shape[1] % 4 == 0
-        expected = np.clip(np.round(imresize(hr / 255., 1 / 4) * 255), 0, 255)
+        expected = np.clip(np.round(imresize(hr / 255.0, 1 / 4) * 255), 0, 255)
         np.testing.assert_array_equal(lr, expected)
 
 
 def test_demo_trains_and_reports_validation_psnr(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / 'scripts' / 'demo.py'), '--force_yml', 'train:total_iter=4', 'val:val_freq=4',
-         'logger:print_freq=2', 'logger:save_checkpoint_freq=4'],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            str(REPO / 'scripts' / 'demo.py'),
+            '--force_yml',
+            'train:total_iter=4',
+            'val:val_freq=4',
+            'logger:print_freq=2',
+            'logger:save_checkpoint_freq=4',
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     bicubic = float(re.search(r'Bicubic baseline on rssr_demo_val: PSNR ([\d.]+) dB', out).group(1))

@@ -1,9 +1,10 @@
 """ExtremumVarianceLoss against the official loss's output and gradient, and its [0,1] mapping."""
+
 import pytest
 import torch
+from basicsr.losses import build_loss
 
 import rssr_loss  # noqa: F401
-from basicsr.losses import build_loss
 from rssr_loss.extremum_variance_loss import ExtremumVarianceLoss, local_extremes, local_variance
 
 
@@ -61,7 +62,7 @@ def test_merge_network_equals_top_k_with_its_gradient():
     ref_top, ref_bottom = flat.topk(4, dim=-1).values.mean(-1), flat.topk(4, dim=-1, largest=False).values.mean(-1)
     assert torch.allclose(top, ref_top) and torch.allclose(bottom, ref_bottom)
     weights = torch.randn_like(top), torch.randn_like(bottom)
-    grad, = torch.autograd.grad((top * weights[0]).sum() + (bottom * weights[1]).sum(), x)
-    ref_grad, = torch.autograd.grad((ref_top * weights[0]).sum() + (ref_bottom * weights[1]).sum(), x)
+    (grad,) = torch.autograd.grad((top * weights[0]).sum() + (bottom * weights[1]).sum(), x)
+    (ref_grad,) = torch.autograd.grad((ref_top * weights[0]).sum() + (ref_bottom * weights[1]).sum(), x)
     assert torch.allclose(grad, ref_grad)
-    assert torch.autograd.gradcheck(local_extremes, (x[:1, :1, :6, :7].detach().requires_grad_(), ))
+    assert torch.autograd.gradcheck(local_extremes, (x[:1, :1, :6, :7].detach().requires_grad_(),))

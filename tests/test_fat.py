@@ -1,4 +1,5 @@
 """FAT: parity with the official code, the checkpoint converter, reproducibility, any size and scale."""
+
 import re
 
 import pytest
@@ -13,11 +14,21 @@ TINY = dict(embed_dim=16, num_blocks=1, depth=1, num_heads=2)
 def _official_small(parity_dir):
     ref = torch.load(parity_dir / 'fat_small_x4.pt', weights_only=True)
     cfg = ref['config']
-    model = FAT(upscale=cfg['scale'], embed_dim=cfg['dim'], num_blocks=cfg['num_srtb'], depth=cfg['num_swin_per_srtb'],
-                num_heads=cfg['num_heads'], window_size=cfg['window_sizes'], mlp_ratio=cfg['mlp_ratio'],
-                upsampler_width=cfg['upsampler_num_feat'], fssa_chunk_size=cfg['fssa_chunk_size'],
-                fssa_reduction=cfg['fssa_reduction'], fssa_hashes=cfg['fssa_n_hashes_srtb'],
-                mat_fssa_hashes=cfg['fssa_n_hashes_mat'], deterministic_eval=False)
+    model = FAT(
+        upscale=cfg['scale'],
+        embed_dim=cfg['dim'],
+        num_blocks=cfg['num_srtb'],
+        depth=cfg['num_swin_per_srtb'],
+        num_heads=cfg['num_heads'],
+        window_size=cfg['window_sizes'],
+        mlp_ratio=cfg['mlp_ratio'],
+        upsampler_width=cfg['upsampler_num_feat'],
+        fssa_chunk_size=cfg['fssa_chunk_size'],
+        fssa_reduction=cfg['fssa_reduction'],
+        fssa_hashes=cfg['fssa_n_hashes_srtb'],
+        mat_fssa_hashes=cfg['fssa_n_hashes_mat'],
+        deterministic_eval=False,
+    )
     model.load_state_dict(rssr_arch.convert_official_state_dict('FAT', ref['state_dict']), strict=True)
     return model.eval(), ref
 
@@ -27,7 +38,7 @@ def test_matches_official_output(parity_dir):
     torch.manual_seed(ref['forward_rng_seed'])  # the official draws its LSH rotations from the global RNG
     with torch.no_grad():
         out = model((ref['input'] + 1) / 2) * 2 - 1  # ours works on [0,1], the official on [-1,1]
-    tol = 1e-4 * max(1., ref['output'].abs().max().item())
+    tol = 1e-4 * max(1.0, ref['output'].abs().max().item())
     assert (out - ref['output']).abs().max().item() <= tol
 
 
@@ -39,8 +50,10 @@ def test_converter_accounts_for_every_official_key(parity_dir):
     assert converted.keys() == ours.keys()
     assert all(converted[k].shape == ours[k].shape for k in ours)
     # Every official key that did not become one of ours is a module the official forward never runs.
-    unused = re.compile(r'^(ca|conv3)\.|^uafb\.ca2\.|relative_position_index$|conv_layer\.|'
-                        r'^SRTB_list\.\d+\.(ca|sa|MAT\.(conv|ca|sa)|STL\.\d+\.(conv|ca|sa|FSSA))\.')
+    unused = re.compile(
+        r'^(ca|conv3)\.|^uafb\.ca2\.|relative_position_index$|conv_layer\.|'
+        r'^SRTB_list\.\d+\.(ca|sa|MAT\.(conv|ca|sa)|STL\.\d+\.(conv|ca|sa|FSSA))\.'
+    )
     dropped = [k for k in official if unused.search(k)]
     assert len(dropped) + len(converted) == len(official)
     # 19.59 M parameters in the official checkpoint, 10.23 M of them used by its forward.

@@ -1,4 +1,5 @@
 """The plugin's foundation: imports with current torchvision, registries, entry points, resume, DDP."""
+
 import glob
 import os
 import socket
@@ -44,6 +45,7 @@ def test_fresh_interpreter_imports_and_registers():
 
 def test_compat_alias_is_idempotent_and_public():
     import rssr_compat
+
     import torchvision.transforms.functional as F
 
     rssr_compat.install()
@@ -74,8 +76,10 @@ def test_train_then_resume_on_cpu(tmp_path, how):
         flags = ['--auto_resume']
     else:
         flags, overrides = [], overrides + [f'path:resume_state={exp / "training_states" / "4.state"}']
-    out = run([sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', opt, *flags, '--force_yml', *overrides],
-              cwd=tmp_path)
+    out = run(
+        [sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', opt, *flags, '--force_yml', *overrides],
+        cwd=tmp_path,
+    )
     assert 'Resuming training from epoch' in out and 'iter: 4.' in out
     final = torch.load(exp / 'training_states' / '6.state', weights_only=False)
     # Adam counted 6 steps in total: its state (and step count) came back from 4.state.
@@ -116,9 +120,26 @@ def test_distributed_training_with_gloo_on_cpu(tmp_path):
     probe = tmp_path / 'probe.py'
     probe.write_text(DDP_PROBE)
     env = dict(ENV, PROBE_OUT=str(tmp_path))
-    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--nnodes=1',
-                           f'--master_port={_free_port()}', str(probe), '-opt', opt, '--launcher', 'pytorch'],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node=2',
+            '--nnodes=1',
+            f'--master_port={_free_port()}',
+            str(probe),
+            '-opt',
+            opt,
+            '--launcher',
+            'pytorch',
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [torch.load(tmp_path / f'rank{r}of2.pth') for r in range(2)]
     saved = torch.load(tmp_path / 'experiments' / 'ddp' / 'models' / 'net_g_3.pth')['params']
@@ -142,7 +163,13 @@ def test_unknown_network_option_names_the_key(tmp_path):
     opt = tiny_train_options(tmp_path / 'data', name='typo')
     opt['network_g']['num_blok'] = 2
     path = dump(opt, tmp_path / 'typo.yml')
-    proc = subprocess.run([sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', path], cwd=tmp_path, env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', path],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode != 0
     assert "network type 'MSRResNet'" in proc.stderr and 'num_blok' in proc.stderr and "'num_block'" in proc.stderr

@@ -1,20 +1,22 @@
 """Every option file parses, names registered types, builds its network and passes RSSRModel's key check."""
+
 from pathlib import Path
 
 import pytest
 import yaml
+from basicsr.utils.options import ordered_yaml
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
 import rssr_arch  # noqa: F401
 import rssr_data  # noqa: F401
 import rssr_loss  # noqa: F401
 import rssr_model  # noqa: F401
-from basicsr.utils.options import ordered_yaml
-from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from rssr_data.rs_paired_dataset import BASICSR_KEYS, OWN_KEYS, RSPairedDataset
 from rssr_model.rssr_model import TRAIN_KEYS
 
-OPTIONS = sorted(p for p in (Path(__file__).resolve().parents[1] / 'options').glob('*.yml')
-                 if not p.name.startswith('benchmark_'))
+OPTIONS = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / 'options').glob('*.yml') if not p.name.startswith('benchmark_')
+)
 
 
 @pytest.mark.parametrize('path', OPTIONS, ids=lambda p: p.name)

@@ -1,11 +1,12 @@
 """RSSRModel: deep supervision over multi-output nets, the local-loss slot, option checking."""
+
 import pytest
 import torch
+from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
 import rssr_model  # noqa: F401
-from basicsr.utils.registry import ARCH_REGISTRY
 from rssr_model.rssr_model import RSSRModel
 
 
@@ -28,9 +29,19 @@ def make_model(tmp_path, **train):
     train.setdefault('pixel_opt', dict(type='L1Loss', loss_weight=1.0))
     train.setdefault('optim_g', dict(type='Adam', lr=0.1))
     train.setdefault('scheduler', dict(type='MultiStepLR', milestones=[10], gamma=0.5))
-    opt = dict(name='t', model_type='RSSRModel', scale=2, num_gpu=0, dist=False, is_train=True, rank=0,
-               world_size=1, network_g=dict(type='TwoOutputTestNet'), train=dict(total_iter=1, **train),
-               path=dict(pretrain_network_g=None, models=str(tmp_path), training_states=str(tmp_path)))
+    opt = dict(
+        name='t',
+        model_type='RSSRModel',
+        scale=2,
+        num_gpu=0,
+        dist=False,
+        is_train=True,
+        rank=0,
+        world_size=1,
+        network_g=dict(type='TwoOutputTestNet'),
+        train=dict(total_iter=1, **train),
+        path=dict(pretrain_network_g=None, models=str(tmp_path), training_states=str(tmp_path)),
+    )
     return RSSRModel(opt)
 
 

@@ -1,4 +1,5 @@
 """TSFNet: parity with the official code, the converter, any size and scale, the two-output contract."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def test_matches_official_outputs(parity_dir, scale):
         final, stage1 = model.train()(ref['input'])
         evaluated = model.eval()(ref['input'])
     for ours, theirs in ((final, ref['output']), (stage1, ref['stage1_output']), (evaluated, ref['output'])):
-        assert (ours - theirs).abs().max().item() <= 1e-4 * max(1., theirs.abs().max().item())
+        assert (ours - theirs).abs().max().item() <= 1e-4 * max(1.0, theirs.abs().max().item())
 
 
 def test_converter_maps_every_official_key(parity_dir):
@@ -49,8 +50,20 @@ def test_convert_script_round_trip(parity_dir, tmp_path):
     ref = torch.load(parity_dir / 'tsfnet_small_x4.pt', weights_only=True)
     src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
     torch.save({'state_dict': ref['state_dict']}, src)
-    subprocess.run([sys.executable, str(REPO / 'scripts' / 'convert_official_checkpoint.py'), '--arch', 'TSFNet',
-                    '--input', str(src), '--output', str(dst)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / 'scripts' / 'convert_official_checkpoint.py'),
+            '--arch',
+            'TSFNet',
+            '--input',
+            str(src),
+            '--output',
+            str(dst),
+        ],
+        check=True,
+        capture_output=True,
+    )
     kw = ref['official_kwargs']
     model = TSFNet(upscale=kw['scale'], num_feat=kw['num_features'], num_block=kw['base_num_every_group']).eval()
     model.load_state_dict(torch.load(dst, weights_only=True)['params'], strict=True)
@@ -64,7 +77,7 @@ def test_band_masks_partition_the_spectrum():
     masks = band_masks(sizes, 'cpu')
     total = masks[0].clone().double()
     for (h, w), mask in zip(sizes[1:], masks[1:]):
-        total[32 - h // 2:32 + h // 2, :w // 2 + 1] += mask
+        total[32 - h // 2 : 32 + h // 2, : w // 2 + 1] += mask
     assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
     assert masks[-1].max() == masks[-1][3, 0] == 1  # the coarsest band is a low-pass centred on DC
 

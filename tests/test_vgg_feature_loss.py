@@ -1,10 +1,11 @@
 """VGGFeatureLoss: FAT's conv3_3 MSE on [-1,1] images, from a local weight file only."""
+
 import pytest
 import torch
+from basicsr.losses import build_loss
 from torch.nn import functional as F
 
 import rssr_loss  # noqa: F401
-from basicsr.losses import build_loss
 
 
 @pytest.fixture(scope='module')

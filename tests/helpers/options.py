@@ -1,4 +1,5 @@
 """Small BasicSR option files and data sets for tests of the training entry points."""
+
 import os
 
 import cv2
@@ -22,28 +23,54 @@ def write_pairs(root, num=4, hr_size=32, scale=4, seed=0):
 
 def tiny_train_options(data_root, name='tiny', total_iter=4, save_freq=2, **train_overrides):
     folders = write_pairs(data_root)
-    dataset = dict(type='PairedImageDataset', dataroot_gt=folders['HR'], dataroot_lq=folders['LR'],
-                   filename_tmpl='{}', io_backend=dict(type='disk'))
+    dataset = dict(
+        type='PairedImageDataset',
+        dataroot_gt=folders['HR'],
+        dataroot_lq=folders['LR'],
+        filename_tmpl='{}',
+        io_backend=dict(type='disk'),
+    )
     train = dict(
         optim_g=dict(type='Adam', lr=1e-3, betas=[0.9, 0.99]),
         scheduler=dict(type='MultiStepLR', milestones=[100], gamma=0.5),
-        total_iter=total_iter, warmup_iter=-1,
-        pixel_opt=dict(type='L1Loss', loss_weight=1.0))
+        total_iter=total_iter,
+        warmup_iter=-1,
+        pixel_opt=dict(type='L1Loss', loss_weight=1.0),
+    )
     train.update(train_overrides)
     return dict(
-        name=name, model_type='RSSRModel', scale=4, num_gpu=0, manual_seed=0,
+        name=name,
+        model_type='RSSRModel',
+        scale=4,
+        num_gpu=0,
+        manual_seed=0,
         datasets=dict(
-            train=dict(dataset, name='train', gt_size=16, use_hflip=True, use_rot=True, num_worker_per_gpu=0,
-                       batch_size_per_gpu=2, dataset_enlarge_ratio=1, prefetch_mode=None),
-            val=dict(dataset, name='val')),
+            train=dict(
+                dataset,
+                name='train',
+                gt_size=16,
+                use_hflip=True,
+                use_rot=True,
+                num_worker_per_gpu=0,
+                batch_size_per_gpu=2,
+                dataset_enlarge_ratio=1,
+                prefetch_mode=None,
+            ),
+            val=dict(dataset, name='val'),
+        ),
         network_g=dict(type='MSRResNet', num_feat=8, num_block=1, upscale=4),
         path=dict(pretrain_network_g=None, strict_load_g=True, resume_state=None),
         train=train,
-        val=dict(val_freq=save_freq, save_img=False,
-                 metrics=dict(psnr=dict(type='calculate_psnr', crop_border=4, test_y_channel=False))),
-        logger=dict(print_freq=1, save_checkpoint_freq=save_freq, use_tb_logger=False,
-                    wandb=dict(project=None, resume_id=None)),
-        dist_params=dict(backend='gloo', port=29500))
+        val=dict(
+            val_freq=save_freq,
+            save_img=False,
+            metrics=dict(psnr=dict(type='calculate_psnr', crop_border=4, test_y_channel=False)),
+        ),
+        logger=dict(
+            print_freq=1, save_checkpoint_freq=save_freq, use_tb_logger=False, wandb=dict(project=None, resume_id=None)
+        ),
+        dist_params=dict(backend='gloo', port=29500),
+    )
 
 
 def dump(opt, path):
