@@ -9,8 +9,8 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
-    packages=find_packages(include=['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_model']),
-    py_modules=['rssr_compat', 'rssr_cli'],
+    packages=find_packages(include=['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_model', 'rssr_tools', 'rssr_tools.*']),
+    py_modules=['rssr_compat'],
     install_requires=[
         'basicsr>=1.4.2',
         'torch',
@@ -22,6 +22,7 @@ setup(
         'tqdm',
         'scikit-image',
         'matplotlib',
+        'safetensors',
     ],
     extras_require={
         'test': ['pytest', 'rasterio'],  # rasterio: the GeoTIFF tests
@@ -29,10 +30,11 @@ setup(
     },
     entry_points={
         'console_scripts': [
-            'rssr-train=rssr_cli:train',
-            'rssr-test=rssr_cli:test',
-            'rssr-infer=rssr_cli:infer',
-            'rssr-demo=rssr_cli:demo',
+            'rssr-train=rssr_tools.cli:train',
+            'rssr-test=rssr_tools.cli:test',
+            'rssr-infer=rssr_tools.cli:infer',
+            'rssr-bench=rssr_tools.cli:bench',
+            'rssr-demo=rssr_tools.cli:demo',
         ],
     },
 )

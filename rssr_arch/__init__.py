@@ -10,4 +10,4 @@ _folder = osp.dirname(osp.abspath(__file__))
 _names = sorted(osp.splitext(osp.basename(v))[0] for v in scandir(_folder) if v.endswith('_arch.py'))
 _modules = [importlib.import_module(f'rssr_arch.{name}') for name in _names]
 
-from .convert import convert_official_state_dict, unwrap_checkpoint  # noqa: E402,F401
+from .convert import convert_official_state_dict  # noqa: E402,F401

@@ -18,6 +18,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from .arch_util import pad_to_multiple
+
 
 class ChannelAttention(nn.Module):
     """ECA-style channel attention: a 1-D conv across the pooled channel vector.
@@ -421,11 +423,7 @@ class FAT(nn.Module):
     def forward(self, x):
         """x: (B, C, H, W) in [0, 1] -> (B, C, upscale*H, upscale*W) in [0, 1]."""
         h, w = x.shape[-2:]
-        m = self.pad_multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        x = x * 2 - 1
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode='reflect' if pad_h < h and pad_w < w else 'replicate')
+        x = pad_to_multiple(x * 2 - 1, self.pad_multiple)
         shallow = self.shallow(x)
         feat = self.uafb(shallow)
         for block in self.blocks:

@@ -21,6 +21,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from .arch_util import pad_to_multiple
+
 NUM_LEVELS = 3  # downsamplings per U-Net
 # HR sides are padded to this multiple: every level's side must be even (the
 # spectrum shifts and band slicing assume it).
@@ -411,10 +413,7 @@ class TSFNet(nn.Module):
     def forward(self, x):
         """x: (B, C, H, W) LR in [0, 1]."""
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % self.lr_multiple, (-w) % self.lr_multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode='reflect' if pad_h < h and pad_w < w else 'replicate')
-        img = F.interpolate(x, scale_factor=self.upscale, mode='nearest')
+        img = F.interpolate(pad_to_multiple(x, self.lr_multiple), scale_factor=self.upscale, mode='nearest')
         stage1, decoded = self.stages[0](img)
         guides = self.band_propagation(decoded)[::-1]
         final, _ = self.stages[1](stage1, guides)

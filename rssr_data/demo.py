@@ -17,11 +17,11 @@ LR images are made from the HR ones with BasicSR's MATLAB-kernel bicubic
 import os
 from os import path as osp
 
-import rssr_compat  # noqa: F401  (before basicsr)
-
 import cv2
 import numpy as np
-from basicsr.utils.matlab_functions import imresize
+
+from .degradations import mod_crop
+from .prepare import save_lr
 
 VAL_COLUMNS = 96  # width of the terrain strip held out for validation (HR pixels)
 
@@ -48,18 +48,11 @@ def texture_images():
     return {name: np.repeat(getattr(data, name)()[..., None], 3, axis=2) for name in ('grass', 'gravel', 'brick')}
 
 
-def _mod_crop(img, multiple):
-    h, w = img.shape[:2]
-    return img[: h - h % multiple, : w - w % multiple]
-
-
 def _write_pair(root, name, hr_rgb, scale):
-    hr = _mod_crop(hr_rgb, scale)
-    lr = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
-    lr = np.clip(np.round(lr * 255), 0, 255).astype(np.uint8)
-    for folder, img in (('HR', hr), (f'LR_x{scale}', lr)):
-        os.makedirs(osp.join(root, folder), exist_ok=True)
-        cv2.imwrite(osp.join(root, folder, f'{name}.png'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    hr = cv2.cvtColor(mod_crop(hr_rgb, scale), cv2.COLOR_RGB2BGR)
+    os.makedirs(osp.join(root, 'HR'), exist_ok=True)
+    cv2.imwrite(osp.join(root, 'HR', f'{name}.png'), hr)
+    save_lr(hr, osp.join(root, f'LR_x{scale}', f'{name}.png'), scale)
 
 
 def make_demo_dataset(root, scale=4):

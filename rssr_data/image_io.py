@@ -29,12 +29,13 @@ def is_image(path):
     return path.lower().endswith(IMG_EXTENSIONS)
 
 
-def decode(content, name):
-    """Decode encoded image bytes to float32 BGR HWC in [0, 1].
+def decode(content, name, to_float=True):
+    """Decode encoded image bytes to BGR HWC with 3 channels: float32 in [0, 1], or the file's integers.
 
     Args:
         content (bytes): Encoded image (PNG, JPEG, TIFF, ...).
         name (str): File or LMDB key, for messages.
+        to_float (bool): Scale to float32 in [0, 1] (see the module conventions). Default: True.
     """
     img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -58,7 +59,7 @@ def decode(content, name):
             f'{name}: has {bands} bands; rssr trains on RGB. Keep the three RGB bands '
             '(e.g. gdal_translate -b 1 -b 2 -b 3 in.tif out.tif) or drop the alpha channel.'
         )
-    return img.astype(np.float32) / scale
+    return img.astype(np.float32) / scale if to_float else img
 
 
 def read_image(path):
@@ -87,9 +88,3 @@ def scan_images(root, recursive=True):
             'check the folder, or that the download was extracted.'
         )
     return sorted(found)
-
-
-def mod_crop(img, scale):
-    """Crop the bottom/right so that both sides are multiples of ``scale`` (MATLAB ``modcrop``)."""
-    h, w = img.shape[:2]
-    return img[: h - h % scale, : w - w % scale]

@@ -17,13 +17,10 @@ import shutil
 from collections import defaultdict
 from os import path as osp
 
-import rssr_compat  # noqa: F401
-
 import cv2
-import numpy as np
-from basicsr.utils.matlab_functions import imresize
 
-from .image_io import decode, mod_crop, scan_images
+from .degradations import bicubic_lr
+from .image_io import decode, scan_images
 
 SPLITS = ('train', 'val', 'test')
 # Per-class counts (train, val, test) where a paper fixes them; other images of the class are unused.
@@ -59,14 +56,15 @@ def make_splits(rel_paths, dataset, seed=0, fractions=(0.8, 0.1, 0.1)):
 
 
 def write_lr(hr_path, lr_path, scale):
-    """MATLAB-bicubic LR of the mod-cropped HR file, in the HR file's bit depth; atomic."""
+    """MATLAB-bicubic LR of the HR file, in its bit depth, written atomically to ``lr_path``."""
     with open(hr_path, 'rb') as f:
         content = f.read()
-    img = decode(content, hr_path)  # validates: corrupt, band count, bit depth
-    raw = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
-    peak = 65535 if raw.dtype == np.uint16 else 255
-    lr = imresize(mod_crop(img, scale).astype(np.float64), 1 / scale)
-    lr = np.clip(np.round(lr * peak), 0, peak).astype(raw.dtype)
+    save_lr(decode(content, hr_path, to_float=False), lr_path, scale)  # decode validates: corrupt, bands, depth
+
+
+def save_lr(hr, lr_path, scale):
+    """Write :func:`~rssr_data.degradations.bicubic_lr` of ``hr`` (BGR HWC array) to ``lr_path``, atomically."""
+    lr = bicubic_lr(hr, scale)
     os.makedirs(osp.dirname(lr_path), exist_ok=True)
     tmp = f'{lr_path}.{os.getpid()}.tmp.png'
     if not cv2.imwrite(tmp, lr):

@@ -1,13 +1,12 @@
 from os import path as osp
 
-import numpy as np
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
-from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from .image_io import ImageError, decode, mod_crop, scan_images
+from .degradations import bicubic_lr, mod_crop
+from .image_io import ImageError, decode, scan_images
 
 # Keys BasicSR itself puts into (or reads from) every dataset option.
 BASICSR_KEYS = {
@@ -188,7 +187,7 @@ class RSPairedDataset(data.Dataset):
         img_gt = self._read(gt_path, 'gt')
         if self.lq_from_gt:
             img_gt = mod_crop(img_gt, scale)
-            img_lq = np.clip(imresize(img_gt, 1 / scale), 0, 1).astype(np.float32)
+            img_lq = bicubic_lr(img_gt, scale)
             lq_path = gt_path
         else:
             img_lq = self._read(lq_path, 'lq')

@@ -5,6 +5,8 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from rssr_tools.weights import read_weights_file
+
 DEFAULT_VGG19_PATH = 'experiments/pretrained_models/vgg19-dcbb9e9d.pth'
 # Index of each conv layer in torchvision's vgg19().features.
 VGG19_CONV_INDEX = {
@@ -41,7 +43,7 @@ def vgg19_features(last_layer, vgg_path):
             '~/.cache/torch/hub/checkpoints/ on a machine that has it) to that path, or set `vgg_path`.'
         )
     features = make_layers(cfgs['E'])[: VGG19_CONV_INDEX[last_layer] + 1]
-    state = torch.load(vgg_path, map_location='cpu', weights_only=True)
+    state = read_weights_file(vgg_path)
     state = {k[len('features.') :]: v for k, v in state.items() if k.startswith('features.')}
     state = {k: v for k, v in state.items() if int(k.split('.')[0]) < len(features)}
     features.load_state_dict(state)

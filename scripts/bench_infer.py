@@ -39,7 +39,7 @@ def run(src, out, args, tile, ext=None):
     cmd = [
         sys.executable,
         '-m',
-        'rssr_model.tiled_inference',
+        'rssr_tools.inference.cli',
         src,
         out,
         '--arch',

@@ -1,12 +1,11 @@
-# flake8: noqa
 """Benchmark SR models (quality and cost) into a CSV, a Markdown table and a PSNR-vs-FLOPs plot.
 
 Usage: python scripts/benchmark.py -opt options/benchmark_x4.yml [--device cuda] [--out DIR]
        [--models EDSR,FAT] [--quality trained|all|none] [--runs N] [--input-size H W] [--no-memory]
-See rssr_model/benchmark.py for the option-file keys.
+See rssr_tools/benchmark/__init__.py for the option-file keys.
 """
 
-from rssr_model.benchmark import main
+from rssr_tools.cli import bench
 
 if __name__ == '__main__':
-    main()
+    bench()

@@ -1,7 +1,8 @@
 """Convert an official TSFNet or FAT checkpoint to an rssr / BasicSR checkpoint.
 
 Usage: python scripts/convert_official_checkpoint.py --arch FAT --input best.pth --output FAT_x4.pth
-The output holds ``{'params': state_dict}``, loadable with ``path.pretrain_network_g``.
+The output holds ``{'params': state_dict}``, loadable with ``path.pretrain_network_g``
+(or ``.safetensors`` when the output name ends so).
 """
 
 import argparse
@@ -9,7 +10,7 @@ import os
 
 import torch
 
-import rssr_arch
+from rssr_tools.weights import WeightsError, read_state_dict
 
 
 def main():
@@ -18,14 +19,25 @@ def main():
     parser.add_argument('--input', required=True, help='official checkpoint (.pth / .pt)')
     parser.add_argument('--output', required=True, help='where to write the converted checkpoint')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output file')
+    parser.add_argument(
+        '--trust-pickle',
+        action='store_true',
+        help='allow an input holding pickled Python objects (runs code from the file: only for files you trust)',
+    )
     args = parser.parse_args()
     if os.path.exists(args.output) and not args.overwrite:
         parser.error(f'{args.output} exists; pass --overwrite to replace it.')
-    # Official checkpoints may be whole pickled objects; only load files you trust.
-    checkpoint = torch.load(args.input, map_location='cpu', weights_only=False)
-    state = rssr_arch.convert_official_state_dict(args.arch, checkpoint)
+    try:
+        state = read_state_dict(args.input, official=True, arch=args.arch, trust_pickle=args.trust_pickle)
+    except (WeightsError, FileNotFoundError) as error:
+        parser.exit(2, f'convert_official_checkpoint: {error}\n')
     tmp = args.output + '.tmp'
-    torch.save({'params': state}, tmp)
+    if args.output.endswith('.safetensors'):
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, tmp)
+    else:
+        torch.save({'params': state}, tmp)
     os.replace(tmp, args.output)
     print(f'{args.arch}: {len(state)} tensors -> {args.output}')
 

@@ -19,8 +19,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch.nn import functional as F
 
 import rssr_arch  # noqa: F401  (registers Bicubic, before basicsr)
-from rssr_model import benchmark
-from rssr_model.benchmark import count_flops, run_benchmark, write_reports
+from rssr_tools.benchmark import count_flops, run_benchmark, write_reports
+from rssr_tools.benchmark.models import build_benchmark_model, count_parameters, model_spec, super_resolve
+from rssr_tools.benchmark.quality import METRICS, SKIMAGE_IMAGES, prepare_dataset
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 HR_SIZE = 96  # generated HR crops: LR 24 at x4, 12 at x8 (multiples of 12, and of 8 at x4)
@@ -89,7 +90,7 @@ def test_bicubic_arch_is_matlab_imresize():
     for sr, img in zip(out, lq):
         ref = imresize(img.numpy().transpose(1, 2, 0), 4)
         assert np.abs(sr.numpy().transpose(1, 2, 0) - ref).max() < 1e-5
-    assert benchmark.count_parameters(net) == 0
+    assert count_parameters(net) == 0
     # analytic count: 4 taps per output sample, rows (52 x 19) then columns (52 x 76), 3 channels, 2 images
     assert net.analytic_flops((2, 3, 13, 19)) == 2 * 4 * 2 * 3 * (52 * 19 + 52 * 76)
 
@@ -177,7 +178,7 @@ def test_benchmark_x8_numbers_outputs_and_failures(tmp_path):
     # Bicubic against the direct formulas on the generated images
     gt_dir, lq_dir = opt['datasets']['skimage']['dataroot_gt'], opt['datasets']['skimage']['dataroot_lq']
     names = sorted(os.listdir(gt_dir))
-    assert names == sorted(f'{n}.png' for n in benchmark.SKIMAGE_IMAGES)
+    assert names == sorted(f'{n}.png' for n in SKIMAGE_IMAGES)
     from skimage.metrics import structural_similarity
 
     psnr_rgb, psnr_y, ssim_y = [], [], []
@@ -239,7 +240,7 @@ def test_lmdb_gives_the_folder_numbers(tmp_path):
     scale = 4
     models = [{'name': 'Bicubic', 'network_g': {'type': 'Bicubic', 'upscale': scale}}]
     folder = _options(tmp_path, scale, models, quality='all')
-    benchmark.prepare_dataset('skimage', folder['datasets']['skimage'], scale)
+    prepare_dataset('skimage', folder['datasets']['skimage'], scale)
     lmdb = {'type': 'PairedImageDataset', 'io_backend': {'type': 'lmdb'}}
     for key, src in (('dataroot_gt', 'HR'), ('dataroot_lq', f'LR_x{scale}')):
         names = sorted(os.listdir(tmp_path / 'data' / src))
@@ -250,9 +251,9 @@ def test_lmdb_gives_the_folder_numbers(tmp_path):
     folder['cost']['runs'] = 1
     both = run_benchmark({**folder, 'datasets': {'folder': folder['datasets']['skimage'], 'lmdb': lmdb}})
     per_image = {(r['dataset'], osp.splitext(r['image'])[0]): r for r in both['images']}
-    assert len(per_image) == 2 * len(benchmark.SKIMAGE_IMAGES)
-    for name in benchmark.SKIMAGE_IMAGES:
-        for metric in benchmark.METRICS:  # same pixels, so the same numbers
+    assert len(per_image) == 2 * len(SKIMAGE_IMAGES)
+    for name in SKIMAGE_IMAGES:
+        for metric in METRICS:  # same pixels, so the same numbers
             assert per_image[('lmdb', name)][metric] == per_image[('folder', name)][metric]
 
 
@@ -280,14 +281,14 @@ def test_rssr25_samples_x4(samples_dir, tmp_path):
 
 @pytest.mark.parametrize('opt_file', sorted(glob.glob(osp.join(REPO, 'options', 'test_*_x[48].yml'))))
 def test_option_files_build_and_upscale(opt_file):
-    spec = benchmark.model_spec({'opt': opt_file})
+    spec = model_spec({'opt': opt_file})
     if spec['network_g']['type'] not in ARCH_REGISTRY:
         pytest.skip(f'{spec["network_g"]["type"]} is not registered yet')
     with open(opt_file) as f:
         scale = yaml.safe_load(f)['scale']
-    net, _, _ = benchmark.build_network(spec, load=False)
+    net, _, _ = build_benchmark_model(spec, load=False)
     with torch.inference_mode():
-        out = benchmark.super_resolve(net, torch.rand(1, 3, 12, 12), scale, spec['pad_multiple'])
+        out = super_resolve(net, torch.rand(1, 3, 12, 12), scale, spec['pad_multiple'])
     assert out.shape == (1, 3, 12 * scale, 12 * scale)
 
 
@@ -299,7 +300,7 @@ def test_benchmark_option_files_resolve(scale):
     cwd = os.getcwd()
     os.chdir(REPO)  # option files use paths relative to the checkout, like BasicSR's
     try:
-        specs = [benchmark.model_spec(entry) for entry in opt['models']]
+        specs = [model_spec(entry) for entry in opt['models']]
     finally:
         os.chdir(cwd)
     names = {spec['name'] for spec in specs}

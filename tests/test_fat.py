@@ -98,6 +98,7 @@ def test_training_step_reaches_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+@pytest.mark.slow  # minutes of compilation on a 2-core CPU
 def test_torch_compile():
     torch.manual_seed(0)
     model = FAT(**TINY).eval()

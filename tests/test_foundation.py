@@ -96,7 +96,7 @@ def _free_port():
 DDP_PROBE = textwrap.dedent("""
     # Runs the real entry point, then saves each rank's final weights for comparison.
     import os, sys, torch
-    import rssr_cli, basicsr.train
+    import rssr_tools.cli, basicsr.train
     built = []
     build_model = basicsr.train.build_model
 
@@ -107,7 +107,7 @@ DDP_PROBE = textwrap.dedent("""
         return model
 
     basicsr.train.build_model = build_and_keep
-    rssr_cli.train()
+    rssr_tools.cli.train()
     model, initial = built[0]
     name = f'rank{torch.distributed.get_rank()}of{torch.distributed.get_world_size()}'
     final = model.get_bare_model(model.net_g).state_dict()

@@ -110,6 +110,7 @@ def test_training_returns_both_stages_and_every_parameter_learns():
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.slow  # minutes of compilation on a 2-core CPU
 def test_torch_compile():
     torch.manual_seed(0)
     model = TSFNet(upscale=4, **TINY).eval()

@@ -1,0 +1,44 @@
+"""The one LR function: MATLAB-bicubic downsampling of a mod-cropped HR image.
+
+Every LR image rssr makes (``prepare_dataset.py``, ``lq_from_gt`` in the
+datasets, the demo and benchmark sets, the bench scripts) comes from
+:func:`bicubic_lr`, which does what the papers' MATLAB scripts
+(``generate_mod_LR_bic.m``) do: ``imresize(modcrop(HR, s), 1/s)`` with
+MATLAB's bicubic kernel (BasicSR's :func:`~basicsr.utils.matlab_functions.imresize`),
+on ``im2double`` values, rounded back to the HR's integer type.
+"""
+
+import rssr_compat  # noqa: F401
+
+import numpy as np
+from basicsr.utils.matlab_functions import imresize
+
+
+def mod_crop(img, scale):
+    """Crop the bottom/right so that both sides are multiples of ``scale`` (MATLAB ``modcrop``).
+
+    Args:
+        img (np.ndarray): (H, W) or (H, W, C).
+    """
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def bicubic_lr(hr, scale):
+    """MATLAB-bicubic LR image of ``hr`` mod-cropped to a multiple of ``scale``.
+
+    Args:
+        hr (np.ndarray): (H, W, C) HR image: uint8 / uint16 (values scaled by the
+            type's maximum, as MATLAB's ``im2double``), or float in [0, 1].
+        scale (int): Downscaling factor.
+
+    Returns:
+        np.ndarray: (H // scale, W // scale, C); integer input gives the same integer
+        type, rounded; float input gives float32, clipped to [0, 1].
+    """
+    hr = mod_crop(hr, scale)
+    if np.issubdtype(hr.dtype, np.integer):
+        peak = np.iinfo(hr.dtype).max
+        lr = imresize(hr.astype(np.float64) / peak, 1 / scale)
+        return np.clip(np.round(lr * peak), 0, peak).astype(hr.dtype)
+    return np.clip(imresize(hr, 1 / scale), 0, 1).astype(np.float32)

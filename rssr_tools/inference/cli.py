@@ -1,0 +1,211 @@
+"""Super-resolve whole scenes in overlapping tiles (``rssr-infer`` / ``scripts/infer.py``).
+
+Tiles of ``--tile`` LR pixels overlap by ``--overlap``. A tile's output gets
+weight 0 within ``overlap // 4`` LR pixels of an inner tile edge (where the
+network saw padding instead of neighbours), ramps linearly to 1 across the
+rest of the overlap, and the weights are normalised to sum to 1 at every
+pixel; the result equals a whole-image pass for networks whose receptive-field
+radius is at most ``overlap // 4`` LR pixels. ``--overlap 0`` is the official
+TSFNet block evaluation: tiles side by side, the last tile of a row or column
+moved back inside the scene and overwriting its neighbour.
+
+Memory: the LR scene stays in its own data type; the network sees one batch of
+tiles at a time; outputs are accumulated in one float32 band of ``tile*scale``
+rows across the output width and finished rows go to the writer. TIFF/GeoTIFF
+outputs (rasterio) are written strip by strip, so nothing of the output's size
+is ever held; PNG/JPEG encoders need the whole output array (``--ext .tif``
+avoids it).
+
+Pixel values (``--stretch``): ``dtype`` divides by the type's maximum (255 for
+8-bit, 65535 for 16-bit: exact and independent of the scene); ``minmax`` maps
+the scene's smallest and largest RGB value (nodata excluded) to 0 and 1, the
+same map for the three bands so colours keep their ratios (``auto``: ``dtype``
+for 8/16-bit, ``minmax`` for other integer and float rasters). Results are
+mapped back, clipped to that range, rounded for integer types and written in
+the input's data type. GeoTIFFs keep CRS, tags and nodata (nodata pixels stay
+nodata), the geotransform's pixel size is divided by the scale, and the output
+is tiled and DEFLATE-compressed. RGB comes from ``--bands`` (1-based, default
+1 2 3) of multi-band rasters.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from os import path as osp
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rssr_tools.memory import peak_rss_mib
+from rssr_tools.weights import build_model, model_options
+
+from .raster import (
+    IMAGE_EXTENSIONS,
+    TIFF_EXTENSIONS,
+    _ArrayWriter,
+    _rasterio,
+    _TiffWriter,
+    from_unit,
+    read_scene,
+    value_range,
+)
+from .tiling import TiledSR
+
+
+def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progress=True):
+    """Super-resolve ``src`` into ``dst`` through a temporary file renamed at the end.
+
+    Returns:
+        dict: 'offset', 'span' of the value mapping and 'tiles' of this scene.
+    """
+    if osp.exists(dst) and osp.samefile(src, dst):
+        raise ValueError(f'{dst}: output would overwrite its input; choose another output folder.')
+    data, meta = read_scene(src, bands)
+    offset, span = value_range(data, meta, stretch)
+    _, h, w = data.shape
+    s = engine.scale
+    th, tw, ys, xs = engine.grid(h, w)
+    tmp = f'{dst}.part{osp.splitext(dst)[1]}'
+    use_rasterio = dst.lower().endswith(TIFF_EXTENSIONS) and _rasterio() is not None
+    stretched = not (
+        np.issubdtype(meta['dtype'], np.unsignedinteger) and (offset, span) == (0.0, float(np.iinfo(meta['dtype']).max))
+    )
+    bar = tqdm(total=len(ys) * len(xs), desc=osp.basename(src), unit='tile', disable=not progress)
+    writer = None
+    try:
+        writer = (_TiffWriter if use_rasterio else _ArrayWriter)(tmp, meta, h * s, w * s, s)
+        if use_rasterio and stretched:
+            writer.file.update_tags(RSSR_STRETCH=f'value = {offset!r} + {span!r} * x, x = network output in [0, 1]')
+        nodata = meta['nodata']
+        for top, rows in engine.rows(data, offset, span, progress=bar.update):
+            out = from_unit(rows, offset, span, meta['dtype'])
+            if nodata is not None:  # nodata stays nodata (nearest upsampling of the LR mask)
+                lr = data[:, top // s : (top + rows.shape[1]) // s]
+                mask = (np.isnan(lr) if np.isnan(nodata) else lr == nodata).repeat(s, 1).repeat(s, 2)
+                out[mask] = nodata
+            writer.write(top, out)
+        writer.close()
+        writer = None
+        os.replace(tmp, dst)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.abort()
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return {'offset': offset, 'span': span, 'tiles': len(ys) * len(xs)}
+
+
+def main(argv=None):
+    """``rssr-infer`` command line; ``argv`` defaults to ``sys.argv[1:]``."""
+    parser = argparse.ArgumentParser(
+        prog='rssr-infer', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument('input', help='image file or folder (PNG, JPEG, TIFF, GeoTIFF)')
+    parser.add_argument('output', help='output folder (outputs keep the input file names)')
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument('-opt', help='BasicSR option file: its network_g builds the model')
+    which.add_argument('--arch', help='registered arch, e.g. FAT, TSFNet')
+    parser.add_argument('--arch-args', type=json.loads, default={}, help='JSON constructor arguments of --arch')
+    parser.add_argument(
+        '--weights',
+        help="weights: BasicSR checkpoint, .safetensors, or an authors' file with --official "
+        '(default with -opt: its path.pretrain_network_g)',
+    )
+    parser.add_argument(
+        '--param-key',
+        help='checkpoint entry to load: params or params_ema (default with -opt: its param_key_g, else params)',
+    )
+    parser.add_argument('--official', action='store_true', help='convert an official TSFNet/FAT checkpoint')
+    parser.add_argument(
+        '--trust-pickle',
+        action='store_true',
+        help='allow a checkpoint holding pickled objects (runs code from the file: only for files you trust)',
+    )
+    parser.add_argument('--scale', type=int, help='upscale factor when the arch has no `upscale` argument')
+    parser.add_argument('--tile', type=int, default=256, help='tile side, LR pixels (default 256)')
+    parser.add_argument(
+        '--overlap',
+        type=int,
+        default=32,
+        help='tile overlap, LR pixels (default 32); 0: side by '
+        'side, as the official TSFNet evaluation (x8: --tile 32 --overlap 0 = 256 HR blocks)',
+    )
+    parser.add_argument('--batch-size', type=int, default=4, help='tiles per forward (default 4)')
+    parser.add_argument('--bands', type=int, nargs=3, default=(1, 2, 3), help='RGB band numbers of GeoTIFFs')
+    parser.add_argument(
+        '--stretch',
+        choices=['auto', 'dtype', 'minmax'],
+        default='auto',
+        help='value mapping to [0, 1] (see above; default auto)',
+    )
+    parser.add_argument('--ext', help="output format by extension, e.g. .tif (default: the input's)")
+    parser.add_argument('--ensemble', action='store_true', help='x8 self-ensemble (flips and rotations)')
+    parser.add_argument('--precision', choices=['fp32', 'fp16', 'bf16'], default='fp32', help='autocast on CUDA')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    args = parser.parse_args(argv)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error(f'--device {args.device}: no CUDA device here; use --device cpu')
+    if args.precision != 'fp32' and not args.device.startswith('cuda'):
+        parser.error(f'--precision {args.precision} is for CUDA devices')
+    try:
+        spec = model_options(args.opt) if args.opt else {'network_g': {'type': args.arch, **args.arch_args}}
+        weights = args.weights or spec.get('pretrain_network_g')
+        param_key = args.param_key or spec.get('param_key_g') or 'params'
+        net = build_model(spec['network_g'], weights, param_key, args.official, args.device, args.trust_pickle)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        sys.exit(f'rssr-infer: {error}')
+    scale = spec['network_g'].get('upscale', getattr(net, 'upscale', None)) or args.scale
+    if not scale:
+        parser.error('the arch has no `upscale` argument: pass --scale')
+    if not weights:
+        print('rssr-infer: warning: no --weights, running an untrained network', file=sys.stderr)
+    try:
+        engine = TiledSR(
+            net, scale, args.tile, args.overlap, args.batch_size, args.device, args.ensemble, args.precision
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    if osp.isdir(args.input):
+        files = sorted(osp.join(args.input, f) for f in os.listdir(args.input) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            sys.exit(f'rssr-infer: {args.input}: no PNG/JPEG/TIFF images.')
+    elif osp.isfile(args.input):
+        files = [args.input]
+    else:
+        sys.exit(f'rssr-infer: {args.input}: no such file or folder.')
+    names = [osp.basename(f) for f in files]
+    outputs = [osp.join(args.output, osp.splitext(n)[0] + args.ext if args.ext else n) for n in names]
+    clash = next((src for src, dst in zip(files, outputs) if osp.exists(dst) and osp.samefile(src, dst)), None)
+    if clash:
+        sys.exit(f'rssr-infer: {clash}: the output would overwrite its input; choose another output folder.')
+    os.makedirs(args.output, exist_ok=True)
+    start, failed = time.time(), []
+    for src, dst in zip(files, outputs):
+        try:
+            super_resolve_file(engine, src, dst, args.bands, args.stretch, progress=not args.quiet)
+        except (ValueError, FileNotFoundError) as error:
+            print(f'rssr-infer: {error}', file=sys.stderr)
+            failed.append(src)
+        except RuntimeError as error:  # out of memory and other runtime failures: the next scene would fail too
+            hint = ' Lower --batch-size or --tile.' if 'out of memory' in str(error).lower() else ''
+            sys.exit(f'rssr-infer: {src}: {error}{hint}')
+    cuda = (
+        f', peak CUDA memory {torch.cuda.max_memory_allocated(engine.device) / 2**20:.0f} MiB'
+        if engine.device.type == 'cuda'
+        else ''
+    )
+    print(
+        f'{len(files) - len(failed)} scene(s), {engine.tiles_done} tiles of {args.tile}px (overlap {args.overlap}, '
+        f'x{scale}), {time.time() - start:.1f} s, peak RSS {peak_rss_mib():.0f} MiB{cuda} -> {args.output}'
+    )
+    if failed:
+        sys.exit(f'rssr-infer: {len(failed)} of {len(files)} scene(s) failed: {", ".join(failed)}')
+
+
+if __name__ == '__main__':
+    main()

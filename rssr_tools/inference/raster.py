@@ -1,0 +1,172 @@
+"""Scene files for inference: reading RGB bands, value mapping, and writers that never hold a half-written output.
+
+Pixel values (``--stretch``): ``dtype`` divides by the type's maximum (255 for
+8-bit, 65535 for 16-bit: exact and independent of the scene); ``minmax`` maps
+the scene's smallest and largest RGB value (nodata excluded) to 0 and 1, the
+same map for the three bands so colours keep their ratios (``auto``: ``dtype``
+for 8/16-bit, ``minmax`` for other integer and float rasters). Results are
+mapped back, clipped to that range, rounded for integer types and written in
+the input's data type. GeoTIFFs (rasterio) keep CRS, tags and nodata (nodata
+pixels stay nodata), the geotransform's pixel size is divided by the scale, and
+the output is tiled, DEFLATE-compressed and written strip by strip, so nothing
+of the output's size is held; PNG/JPEG encoders need the whole output array.
+RGB comes from ``bands`` (1-based, default 1 2 3) of multi-band rasters.
+"""
+
+import warnings
+
+import cv2
+import numpy as np
+
+TIFF_EXTENSIONS = ('.tif', '.tiff')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp') + TIFF_EXTENSIONS
+
+
+def _rasterio():
+    try:
+        import rasterio
+
+        return rasterio
+    except ImportError:
+        return None
+
+
+def read_scene(path, bands=(1, 2, 3)):
+    """Read the RGB bands of a scene.
+
+    Returns:
+        (np.ndarray, dict): (3, H, W) array in the file's data type, and metadata: 'dtype',
+        'nodata' (or None), and for files read by rasterio 'profile' and 'tags'.
+    """
+    rasterio = _rasterio() if path.lower().endswith(TIFF_EXTENSIONS) else None
+    if rasterio is not None:
+        try:
+            with rasterio.open(path) as src:
+                if src.count < 3 and tuple(bands) == (1, 2, 3):
+                    raise ValueError(
+                        f'{path}: has {src.count} band(s); super-resolution needs RGB. Pass --bands '
+                        'with three band numbers, or convert the image.'
+                    )
+                if max(bands) > src.count or min(bands) < 1:
+                    raise ValueError(f'{path}: has {src.count} bands, --bands asks for {list(bands)}.')
+                data = src.read(list(bands))
+                meta = {'profile': src.profile.copy(), 'tags': src.tags(), 'nodata': src.nodata}
+        except rasterio.errors.RasterioIOError as error:
+            raise ValueError(f'{path}: cannot be read ({error}).') from error
+    else:
+        raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise ValueError(
+                f'{path}: cannot be read or decoded; check the file (multi-band and GeoTIFF files '
+                'need the geo extra: pip install ".[geo]").'
+            )
+        if raw.ndim == 2 or raw.shape[2] not in (3, 4):
+            raise ValueError(
+                f'{path}: has {1 if raw.ndim == 2 else raw.shape[2]} band(s); only RGB(A) images are '
+                'supported here (use a GeoTIFF with --bands for multi-band rasters).'
+            )
+        data = raw[..., 2::-1].transpose(2, 0, 1)  # BGR(A) -> RGB, CHW; alpha dropped
+        meta = {'nodata': None}
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise ValueError(f'{path}: pixel type {data.dtype} is not supported (integer or float rasters are).')
+    meta['dtype'] = data.dtype
+    return np.ascontiguousarray(data), meta
+
+
+def value_range(data, meta, stretch='auto'):
+    """(offset, span): ``(data - offset) / span`` maps the scene to [0, 1] (see the module docstring)."""
+    dtype = meta['dtype']
+    if stretch == 'auto':
+        stretch = 'dtype' if dtype in (np.uint8, np.uint16) else 'minmax'
+    if stretch == 'dtype':
+        if not np.issubdtype(dtype, np.unsignedinteger):
+            raise ValueError(f'--stretch dtype needs unsigned integers, the scene is {dtype}: use --stretch minmax.')
+        return 0.0, float(np.iinfo(dtype).max)
+    valid = data if meta['nodata'] is None else data[data != meta['nodata']]
+    valid = valid[np.isfinite(valid)] if np.issubdtype(dtype, np.floating) else valid
+    if valid.size == 0:
+        return 0.0, 1.0
+    low, high = float(valid.min()), float(valid.max())
+    return low, (high - low) or 1.0
+
+
+def from_unit(rows, offset, span, dtype):
+    """Map float32 network output (overwritten, to save a copy) back to the scene's values and data type."""
+    np.clip(rows, 0, 1, out=rows)  # the stretched range
+    rows *= span
+    rows += offset
+    if np.issubdtype(dtype, np.integer):
+        np.round(rows, out=rows)
+    return rows.astype(dtype, copy=False)
+
+
+class _TiffWriter:
+    """Tiled, DEFLATE-compressed (Geo)TIFF written strip by strip with rasterio.
+
+    Rows are written in whole rows of 256x256 blocks (the rest waits for the next
+    strip): GDAL keeps partly written blocks in its cache, up to 5% of the RAM.
+    """
+
+    block = 256
+
+    def __init__(self, path, meta, height, width, scale):
+        rasterio = _rasterio()
+        profile = dict(meta.get('profile') or {})
+        if profile.get('transform', rasterio.Affine.identity()) != rasterio.Affine.identity():
+            profile['transform'] = profile['transform'] @ rasterio.Affine.scale(1 / scale)  # pixel size / scale
+        else:  # no georeferencing: write none rather than a made-up pixel size
+            profile.pop('transform', None)
+        for key in ('photometric', 'blockxsize', 'blockysize', 'interleave'):
+            profile.pop(key, None)
+        profile.update(
+            driver='GTiff',
+            width=width,
+            height=height,
+            count=3,
+            dtype=meta['dtype'],
+            tiled=True,
+            blockxsize=self.block,
+            blockysize=self.block,
+            compress='deflate',
+            bigtiff='if_safer',
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
+            self.file = rasterio.open(path, 'w', **profile)
+        self.file.update_tags(**meta.get('tags', {}))
+        self.window = rasterio.windows.Window
+        self.height, self.pending = height, None
+
+    def write(self, top, rows):
+        if self.pending is not None:
+            top, rows = self.pending_top, np.concatenate([self.pending, rows], axis=1)
+        end = top + rows.shape[1]
+        cut = rows.shape[1] if end == self.height else end // self.block * self.block - top
+        if cut:
+            self.file.write(rows[:, :cut], window=self.window(0, top, rows.shape[2], cut))
+        self.pending, self.pending_top = (rows[:, cut:].copy(), top + cut) if cut < rows.shape[1] else (None, None)
+
+    def close(self):
+        self.file.close()
+
+    abort = close
+
+
+class _ArrayWriter:
+    """PNG/JPEG/BMP/TIFF through OpenCV: holds the whole output array until ``close``."""
+
+    def __init__(self, path, meta, height, width, scale):
+        self.path, self.array = path, np.empty((height, width, 3), meta['dtype'])
+
+    def write(self, top, rows):
+        self.array[top : top + rows.shape[1]] = rows.transpose(1, 2, 0)[..., ::-1]  # RGB -> BGR
+
+    def close(self):
+        if not cv2.imwrite(self.path, self.array):
+            raise ValueError(
+                f'cannot write {self.path}: OpenCV has no encoder for {self.array.dtype} images of '
+                'this extension (try --ext .tif), or the folder is not writable.'
+            )
+
+    def abort(self):
+        self.array = None

@@ -1,0 +1,231 @@
+"""The one weight loader: every command that reads network weights goes through here.
+
+Train and test (BasicSR's ``load_network``, see :mod:`rssr_compat`), the
+benchmark, scene inference, the converters and the VGG perceptual loss all call
+:func:`read_weights_file` / :func:`load_weights`, so one checkpoint gives the
+same tensors everywhere.
+
+Files:
+
+* ``*.safetensors``: read with ``safetensors`` (no pickle at all);
+* anything else: ``torch.load(weights_only=True)``, which refuses files that
+  would run code on load. ``trust_pickle=True`` (``--trust-pickle``) lifts that
+  for a file you trust, and is never the default.
+
+Containers (:func:`select_state_dict`):
+
+* BasicSR checkpoints ``{'params': ..., 'params_ema': ...}``: the entry named
+  by ``param_key`` (``param_key_g`` / ``--param-key``; default ``params`` as in
+  BasicSR); a missing entry is an error that lists the entries found;
+* bare state dicts (tensors at the top level): used as they are;
+* the authors' checkpoints (``official=True``): bare, or under ``params``,
+  ``state_dict``, ``model`` or ``net``, then mapped to our keys by
+  :func:`rssr_arch.convert_official_state_dict`.
+
+A ``module.`` prefix left by (Distributed)DataParallel is stripped.
+"""
+
+import os
+import pickle
+import re
+import zipfile
+from os import path as osp
+
+import rssr_compat  # noqa: F401
+
+import torch
+
+# Where trainers other than BasicSR put their weights, in the order they are looked for.
+OFFICIAL_CONTAINERS = ('params', 'state_dict', 'model', 'net')
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used, with the file and the fix in the message."""
+
+
+def _is_bare(state):
+    return isinstance(state, dict) and bool(state) and all(torch.is_tensor(v) for v in state.values())
+
+
+def read_weights_file(path, trust_pickle=False):
+    """Read a weights file to Python containers of CPU tensors without running code from it.
+
+    Args:
+        path (str): ``.safetensors``, or a PyTorch file (``.pth``, ``.pt``, ...).
+        trust_pickle (bool): Allow arbitrary pickled objects (runs code from the
+            file: only for files you trust). Default: False.
+
+    Returns:
+        dict: The file's content (a state dict or a dict of state dicts).
+    """
+    path = os.fspath(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f"{path}: no such weights file; check the path (to use an authors' checkpoint, "
+            'convert it with scripts/convert_official_checkpoint.py or pass --official).'
+        )
+    if path.endswith('.safetensors'):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device='cpu')
+        except (SafetensorError, OSError) as error:
+            raise WeightsError(f'{path}: not a readable safetensors file ({error}); re-export it.') from error
+    try:
+        return torch.load(path, map_location='cpu', weights_only=not trust_pickle)
+    except pickle.UnpicklingError as error:
+        found = re.search(r'GLOBAL (\S+)', str(error))
+        if found is None:  # not a pickle that names Python objects: a damaged or foreign file
+            raise WeightsError(f'{path}: not a readable PyTorch checkpoint; is the file complete?') from error
+        raise WeightsError(
+            f'{path}: asks to load the Python object {found.group(1)}, which could run code from the file, so it was '
+            'refused. If you trust its source, pass --trust-pickle (or convert it once with '
+            'scripts/convert_official_checkpoint.py --trust-pickle).'
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        raise WeightsError(
+            f'{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error}); is the file complete?'
+        ) from error
+
+
+def _strip_module(state):
+    return {(k[len('module.') :] if k.startswith('module.') else k): v for k, v in state.items()}
+
+
+def select_state_dict(checkpoint, param_key='params', official=False, source='checkpoint'):
+    """Pick the state dict inside a loaded checkpoint (see the module docstring).
+
+    Args:
+        checkpoint (dict): What :func:`read_weights_file` returned.
+        param_key (str | None): BasicSR entry to use; None takes a bare state dict only.
+        official (bool): Look through the authors' containers instead of ``param_key``.
+        source (str): The file, for messages.
+
+    Returns:
+        dict[str, Tensor]: The state dict, ``module.`` prefixes stripped.
+    """
+    if _is_bare(checkpoint):
+        return _strip_module(checkpoint)
+    if not isinstance(checkpoint, dict):
+        raise WeightsError(f'{source}: holds a {type(checkpoint).__name__}, not a state dict.')
+    if official:
+        key = next((k for k in OFFICIAL_CONTAINERS if _is_bare(checkpoint.get(k))), None)
+        if key is None:
+            raise WeightsError(
+                f'{source}: no state dict found under {list(OFFICIAL_CONTAINERS)}; '
+                f'it holds {sorted(map(str, checkpoint))[:10]}.'
+            )
+        return _strip_module(checkpoint[key])
+    found = sorted(str(k) for k, v in checkpoint.items() if _is_bare(v))
+    if param_key not in checkpoint:
+        raise WeightsError(
+            f'{source}: has no {param_key!r} entry; it holds {found or sorted(map(str, checkpoint))}. '
+            'Set param_key_g in the option file (or --param-key) to one of them.'
+        )
+    if not _is_bare(checkpoint[param_key]):
+        raise WeightsError(f'{source}: entry {param_key!r} is not a state dict.')
+    return _strip_module(checkpoint[param_key])
+
+
+def read_state_dict(path, param_key='params', official=False, arch=None, trust_pickle=False):
+    """Read a weights file and return the state dict for our modules.
+
+    Args:
+        path (str): Weights file.
+        param_key (str): BasicSR entry to use (``params`` or ``params_ema``). Default: 'params'.
+        official (bool): The authors' file: converted for ``arch`` by rssr_arch's converters.
+        arch (str): Registered arch name (needed with ``official``).
+        trust_pickle (bool): See :func:`read_weights_file`.
+    """
+    state = select_state_dict(read_weights_file(path, trust_pickle), param_key, official, source=path)
+    if official:
+        from rssr_arch import convert_official_state_dict
+
+        try:
+            state = convert_official_state_dict(arch, state)
+        except KeyError as error:
+            raise WeightsError(f'{path}: {error.args[0]}') from error
+    return state
+
+
+def load_weights(net, path, param_key='params', official=False, strict=True, trust_pickle=False, logger=None):
+    """Load a weights file into ``net`` (see :func:`read_state_dict`) and return ``net``.
+
+    With ``strict`` a file that does not fit the network is an error naming the
+    file, the arch and the differing keys; otherwise the differences are logged
+    (as BasicSR's ``load_network`` does) and the matching tensors loaded.
+    """
+    arch = type(net).__name__
+    state = read_state_dict(path, param_key, official, arch, trust_pickle)
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        text = (
+            f'{path} does not fit {arch}: {len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected '
+            f'{unexpected[:3]}, {len(wrong)} of other shapes {wrong[:3]}'
+        )
+        if strict:
+            raise WeightsError(
+                text + '. Check the network options (e.g. upscale, widths), param_key, or whether '
+                "it is an authors' checkpoint (--official)."
+            )
+        if logger is not None:
+            logger.warning(text + '; loading the matching tensors (strict_load_g: false).')
+        state = {k: v for k, v in state.items() if k in own and k not in wrong}
+    net.load_state_dict(state, strict=strict)
+    return net
+
+
+def build_model(network_opt, weights=None, param_key='params', official=False, device='cpu', trust_pickle=False):
+    """Build ``network_opt`` (a ``network_g`` dict) from BasicSR's ARCH_REGISTRY and load ``weights``.
+
+    Returns:
+        nn.Module: The network in eval mode on ``device``. An unknown ``type`` is a
+        ValueError, an option the arch does not take a TypeError naming it.
+    """
+    import rssr_tools
+
+    rssr_tools.import_registries()
+    from basicsr.archs import build_network
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    try:
+        ARCH_REGISTRY.get(network_opt.get('type'))  # also finds BasicSR's '<name>_basicsr' entries
+    except KeyError:
+        raise ValueError(
+            f'Unknown arch {network_opt.get("type")!r}; registered: {sorted(ARCH_REGISTRY.keys())}.'
+        ) from None
+    net = build_network(dict(network_opt))
+    if weights:
+        load_weights(net, weights, param_key, official, trust_pickle=trust_pickle)
+    return net.eval().to(device)
+
+
+def model_options(opt_path):
+    """The model part of a BasicSR option file.
+
+    Returns:
+        dict: ``network_g`` (dict), ``pretrain_network_g`` (str or None),
+        ``param_key_g`` (default 'params'), ``strict_load_g`` (default True),
+        ``model_type`` and ``name``.
+    """
+    import yaml
+
+    try:
+        with open(opt_path) as f:
+            opt = yaml.safe_load(f)
+        network = dict(opt['network_g'])
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
+        raise ValueError(f'{opt_path}: no readable network_g section ({error!r}).') from error
+    path = opt.get('path') or {}
+    return {
+        'network_g': network,
+        'pretrain_network_g': path.get('pretrain_network_g'),
+        'param_key_g': path.get('param_key_g') or 'params',
+        'strict_load_g': path.get('strict_load_g', True),
+        'model_type': opt.get('model_type'),
+        'name': opt.get('name'),
+    }
