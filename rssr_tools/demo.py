@@ -31,7 +31,10 @@ def _figure(path, panels):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    h, w = panels[0][1].shape[:2]
+    side = 2.4  # inches of a panel's shorter side
+    size = (side, side * h / w) if h > w else (side * w / h, side)
+    fig, axes = plt.subplots(1, len(panels), figsize=(size[0] * len(panels), size[1] + 0.5))
     for ax, (title, img) in zip(axes, panels):
         ax.imshow(img, interpolation='nearest')
         ax.set_title(title, fontsize=9)
