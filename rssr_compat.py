@@ -44,6 +44,7 @@ import importlib
 import inspect
 import os
 import sys
+import types
 
 _LEGACY = 'torchvision.transforms.functional_tensor'
 # Model modules of BasicSR 1.4.2 that bind `build_network` at import.
@@ -169,10 +170,15 @@ def _is_install_dir(path):
 
 
 def _same_code(a, b):
-    """True when two functions were compiled from the same source (line numbers aside)."""
-    a, b = getattr(a, '__code__', None), getattr(b, '__code__', None)
-    return (
-        a is not None and b is not None and (a.co_code, a.co_consts, a.co_names) == (b.co_code, b.co_consts, b.co_names)
+    """True when two functions (or code objects) were compiled from the same source, line numbers aside."""
+    a, b = getattr(a, '__code__', a), getattr(b, '__code__', b)
+    if not (isinstance(a, types.CodeType) and isinstance(b, types.CodeType)):
+        return False
+    if (a.co_code, a.co_names, len(a.co_consts)) != (b.co_code, b.co_names, len(b.co_consts)):
+        return False
+    return all(
+        _same_code(x, y) if isinstance(x, types.CodeType) else (type(x) is type(y) and x == y)
+        for x, y in zip(a.co_consts, b.co_consts)
     )
 
 
@@ -210,7 +216,9 @@ def _parse_options(root_path, is_train=True):
     documented layout: ``experiments/`` under the checkout it runs from).
     """
     caller = sys._getframe(1)
-    module = sys.modules.get(_SCRIPT_PIPELINES.get(caller.f_code.co_name, ''))
+    while caller is not None and caller.f_code.co_name not in _SCRIPT_PIPELINES:
+        caller = caller.f_back  # another wrapper of parse_options may sit in between
+    module = sys.modules.get(_SCRIPT_PIPELINES[caller.f_code.co_name]) if caller is not None else None
     script = module is not None and caller.f_globals is not vars(module)
     if script:
         _sync_script_copy(caller.f_globals, module)

@@ -111,6 +111,30 @@ def test_no_autoload_turns_it_off_and_explicit_registration_still_works(tmp_path
     assert _models(tmp_path / 'experiments' / 'off') == ['net_g_2.pth', 'net_g_latest.pth']
 
 
+def test_script_copy_gets_the_patches_and_keeps_user_edits():
+    """``_parse_options`` hands a script copy of basicsr/train.py the patched functions, not over a user's own."""
+    import rssr_compat
+
+    import basicsr.train
+
+    import rssr_tools
+
+    rssr_tools.import_registries()
+    source = (BASICSR_DIR / 'train.py').read_text()
+    edited = source.replace('device_id = torch.cuda.current_device()', 'device_id = 0  # my GPU')
+    assert edited != source
+    copies = {}
+    # A checkout's copy with a line added at the top (line numbers shift), and one whose function was edited.
+    for name, text in (('shifted', '# my checkout\n' + source), ('edited', edited)):
+        copies[name] = {'__name__': name}  # not '__main__': defines the functions, starts nothing
+        exec(compile(text, f'{name}/basicsr/train.py', 'exec'), copies[name])
+        rssr_compat._sync_script_copy(copies[name], basicsr.train)
+    assert copies['shifted']['load_resume_state'] is basicsr.train.load_resume_state
+    assert copies['shifted']['parse_options'] is basicsr.train.parse_options
+    assert copies['edited']['load_resume_state'].__module__ == 'edited'  # theirs
+    assert copies['edited']['load_resume_state'] is not basicsr.train.load_resume_state
+
+
 def _checkout(folder):
     """A BasicSR source checkout as far as ``python basicsr/train.py`` needs: BasicSR's own train.py, unmodified."""
     root = folder / 'BasicSR'
