@@ -66,7 +66,12 @@ class _Loader:
         # rssr's packages import basicsr themselves: it is in sys.modules by now, so this does not recurse.
         import rssr_tools
 
-        rssr_tools.import_registries()
+        try:
+            rssr_tools.import_registries()
+        except Exception as error:
+            if hasattr(error, 'add_note'):  # Python 3.11+
+                error.add_note('(raised by rssr while setting up BasicSR; RSSR_NO_AUTOLOAD=1 turns that off)')
+            raise
         if self.hook in sys.meta_path:
             sys.meta_path.remove(self.hook)
 

@@ -99,6 +99,13 @@ def test_first_import_of_basicsr_registers_everything(tmp_path, first):
     assert 'registered' in run([PYTHON, '-c', REGISTERED.format(first=first)], tmp_path)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason='exception notes are Python 3.11+')
+def test_a_failing_set_up_says_how_to_turn_it_off(tmp_path):
+    code = "import rssr_tools; rssr_tools.PACKAGES = ('rssr_no_such_package',); import basicsr"
+    out = run([PYTHON, '-c', code], tmp_path, ok=False)
+    assert "No module named 'rssr_no_such_package'" in out and 'RSSR_NO_AUTOLOAD=1 turns that off' in out
+
+
 def test_no_autoload_turns_it_off_and_explicit_registration_still_works(tmp_path):
     opt = dump(_train_options(tmp_path, 'FAT', 'off', total_iter=2), tmp_path / 'off.yml')
     out = run([PYTHON, '-m', 'basicsr.train', '-opt', opt], tmp_path, ok=False, RSSR_NO_AUTOLOAD='1')
