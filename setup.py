@@ -1,6 +1,49 @@
 """rssr: a BasicSR plugin for large-factor remote-sensing image super-resolution."""
 
-from setuptools import find_packages, setup
+import os
+
+from setuptools import Command, find_packages, setup
+from setuptools.command.build import build
+
+AUTOLOAD_PTH = 'rssr-autoload.pth'  # one line, `import rssr_autoload`: the start-up hook (see rssr_autoload.py)
+
+
+class build_autoload(Command):
+    """Put ``rssr-autoload.pth`` at the top of the wheel, i.e. of site-packages, for wheels and editable installs.
+
+    A wheel's top level is ``build_lib``. An editable wheel (PEP 660) packs only its own finder and the folder
+    it gives the ``install`` command as ``install_lib``, so the file goes there. (``data_files`` cannot do it:
+    setuptools' editable wheels leave them out.)
+    """
+
+    description = 'copy rssr-autoload.pth to the top of the wheel'
+    user_options = []
+
+    def initialize_options(self):
+        self.build_lib = None
+        self.editable_mode = False
+
+    def finalize_options(self):
+        self.set_undefined_options('build_py', ('build_lib', 'build_lib'))
+
+    def _target(self):
+        folder = self.get_finalized_command('install').install_lib if self.editable_mode else self.build_lib
+        return os.path.join(folder, AUTOLOAD_PTH)
+
+    def run(self):
+        self.mkpath(os.path.dirname(self._target()))
+        self.copy_file(AUTOLOAD_PTH, self._target())
+
+    def get_source_files(self):
+        return [AUTOLOAD_PTH]
+
+    def get_outputs(self):
+        return [] if self.editable_mode else [self._target()]
+
+
+class build_with_autoload(build):
+    sub_commands = build.sub_commands + [('build_autoload', None)]
+
 
 setup(
     name='rssr',
@@ -10,7 +53,8 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
     packages=find_packages(include=['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_model', 'rssr_tools', 'rssr_tools.*']),
-    py_modules=['rssr_compat'],
+    py_modules=['rssr_compat', 'rssr_autoload'],
+    cmdclass={'build': build_with_autoload, 'build_autoload': build_autoload},
     install_requires=[
         'basicsr>=1.4.2',
         'torch',

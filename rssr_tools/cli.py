@@ -1,9 +1,10 @@
 """Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``.
 
-``scripts/<name>.py`` call the same functions. Train and test are BasicSR's
-own pipelines with rssr's registries and :func:`rssr_compat.patch_basicsr`
-applied, and ``experiments/``, ``results/`` and ``tb_logger/`` under the current
-directory.
+``scripts/<name>.py`` call the same functions. Train and test are aliases of
+``python -m basicsr.train`` / ``python -m basicsr.test``: BasicSR's own
+pipelines, with rssr's registries and :func:`rssr_compat.patch_basicsr` applied
+explicitly (so they also work with ``RSSR_NO_AUTOLOAD=1``), and ``experiments/``,
+``results/`` and ``tb_logger/`` under the current directory.
 """
 
 import os

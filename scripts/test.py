@@ -1,6 +1,6 @@
-"""Drop-in for `basicsr/test.py` with rssr's archs, losses, datasets and models registered.
+"""Alias of `python -m basicsr.test` (and `rssr-test`) that imports rssr's registries explicitly.
 
-Usage: python scripts/test.py -opt options/<file>.yml  (all BasicSR flags work)
+Usage: python scripts/test.py -opt options/<file>.yml  (all BasicSR flags work; output under the current directory)
 """
 
 from rssr_tools.cli import test

@@ -1,6 +1,6 @@
-"""Drop-in for `basicsr/train.py` with rssr's archs, losses, datasets and models registered.
+"""Alias of `python -m basicsr.train` (and `rssr-train`) that imports rssr's registries explicitly.
 
-Usage: python scripts/train.py -opt options/<file>.yml  (all BasicSR flags work)
+Usage: python scripts/train.py -opt options/<file>.yml  (all BasicSR flags work; output under the current directory)
 """
 
 from rssr_tools.cli import train

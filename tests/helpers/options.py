@@ -77,3 +77,12 @@ def dump(opt, path):
     with open(path, 'w') as f:
         yaml.safe_dump(opt, f)
     return str(path)
+
+
+# Tiny versions of rssr's two archs (seconds per iteration on CPU), for the entry-point tests.
+TINY_NETWORKS = {
+    'FAT': dict(
+        type='FAT', upscale=4, embed_dim=8, num_blocks=1, depth=1, num_heads=2, window_size=2, fssa_chunk_size=8
+    ),
+    'TSFNet': dict(type='TSFNet', upscale=4, num_feat=8, num_block=1),
+}
