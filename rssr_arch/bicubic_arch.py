@@ -17,8 +17,8 @@ def bicubic_matrix(in_length, scale):
     """
     out_length = math.ceil(in_length * scale)
     weights, indices, sym_len_start, _ = calculate_weights_indices(in_length, out_length, scale, 'cubic', 4, True)
-    source = indices.long() - sym_len_start  # position in the unpadded signal
-    source = torch.where(source < 0, -1 - source, source)
+    source = (indices.long() - sym_len_start) % (2 * in_length)  # position in the mirrored, periodic signal
+    # Mirrored as often as needed: a signal shorter than the kernel (a 1-pixel side) folds more than once.
     source = torch.where(source >= in_length, 2 * in_length - 1 - source, source)
     matrix = torch.zeros(out_length, in_length, dtype=torch.float64)
     matrix.scatter_add_(1, source, weights.double())

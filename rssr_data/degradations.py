@@ -36,9 +36,12 @@ def bicubic_lr(hr, scale):
         np.ndarray: (H // scale, W // scale, C); integer input gives the same integer
         type, rounded; float input gives float32, clipped to [0, 1].
     """
+    if min(hr.shape[:2]) < scale:
+        raise ValueError(f'an image of {hr.shape[0]}x{hr.shape[1]} is smaller than the scale {scale}: no LR pixel.')
     hr = mod_crop(hr, scale)
+    # imresize returns a transposed layout; C order lets OpenCV work in place on it (augment's cv2.flip).
     if np.issubdtype(hr.dtype, np.integer):
         peak = np.iinfo(hr.dtype).max
         lr = imresize(hr.astype(np.float64) / peak, 1 / scale)
-        return np.clip(np.round(lr * peak), 0, peak).astype(hr.dtype)
-    return np.clip(imresize(hr, 1 / scale), 0, 1).astype(np.float32)
+        return np.ascontiguousarray(np.clip(np.round(lr * peak), 0, peak).astype(hr.dtype))
+    return np.ascontiguousarray(np.clip(imresize(hr, 1 / scale), 0, 1).astype(np.float32))

@@ -2,7 +2,7 @@
 
 Layout written by :func:`prepare` (read by the dataset presets)::
 
-    <out>/splits/{train,val,test}.txt     relative HR paths, one per line
+    <out>/splits/{train,val,test}.txt     relative HR paths, one per line (UTF-8)
     <out>/<split>/HR/<class>/<image>      the original HR files, unchanged
     <out>/<split>/LR_x<s>/<class>/<stem>.png
 
@@ -13,18 +13,37 @@ back to the HR file's bit depth (8 or 16 bits), as the official
 
 import os
 import random
-import shutil
+import re
 from collections import defaultdict
 from os import path as osp
 
 import cv2
 
 from .degradations import bicubic_lr
-from .image_io import decode, scan_images
+from .image_io import MAX_PIXELS, ImageError, decode, read_bytes, safe_relpath, scan_images
 
 SPLITS = ('train', 'val', 'test')
 # Per-class counts (train, val, test) where a paper fixes them; other images of the class are unused.
 PER_CLASS_COUNTS = {'nwpu': (45, 5, 50)}
+
+
+# BasicSR meta_info lines carry a shape (and a PNG level) after the name: 'a b.png (480,480,3) 1'.
+_META_SUFFIX = re.compile(r' \(\d+,\d+,\d+\)( \d+)?$')
+
+
+def split_entries(split_file):
+    """Relative image paths listed one per line in a split file (spaces in names kept).
+
+    BasicSR meta_info files (``name (h,w,c) [level]``) are read too. Entries that
+    would leave the data folder (absolute, ``..``) are refused, naming the file.
+    """
+    if not osp.isfile(split_file):
+        raise FileNotFoundError(
+            f'Split file {split_file} does not exist; write it with scripts/prepare_dataset.py or fix meta_info_file.'
+        )
+    with open(split_file, encoding='utf-8') as f:
+        lines = [line.strip() for line in f]
+    return [safe_relpath(_META_SUFFIX.sub('', line), split_file) for line in lines if line]
 
 
 def make_splits(rel_paths, dataset, seed=0, fractions=(0.8, 0.1, 0.1)):
@@ -55,11 +74,24 @@ def make_splits(rel_paths, dataset, seed=0, fractions=(0.8, 0.1, 0.1)):
     return {name: sorted(files) for name, files in splits.items()}
 
 
-def write_lr(hr_path, lr_path, scale):
+def read_hr(hr_path, scale, max_pixels=MAX_PIXELS):
+    """The bytes and decoded integer array of an HR file, validated (see :mod:`rssr_data.image_io`).
+
+    An HR smaller than ``scale`` (no LR pixel) is refused, naming the file.
+    """
+    content = read_bytes(hr_path)
+    hr = decode(content, hr_path, to_float=False, max_pixels=max_pixels)  # corrupt, size, bands, depth
+    if scale and min(hr.shape[:2]) < scale:
+        raise ImageError(
+            f'{hr_path}: is {hr.shape[0]}x{hr.shape[1]}, smaller than the scale {scale}, so its LR would be '
+            'empty; remove it from the data set.'
+        )
+    return content, hr
+
+
+def write_lr(hr_path, lr_path, scale, max_pixels=MAX_PIXELS):
     """MATLAB-bicubic LR of the HR file, in its bit depth, written atomically to ``lr_path``."""
-    with open(hr_path, 'rb') as f:
-        content = f.read()
-    save_lr(decode(content, hr_path, to_float=False), lr_path, scale)  # decode validates: corrupt, bands, depth
+    save_lr(read_hr(hr_path, scale, max_pixels)[1], lr_path, scale)
 
 
 def save_lr(hr, lr_path, scale):
@@ -79,16 +111,18 @@ def plan(src, out, dataset, scales, seed=0, fractions=(0.8, 0.1, 0.1)):
     """
     split_dir = osp.join(out, 'splits')
     if all(osp.isfile(osp.join(split_dir, f'{s}.txt')) for s in SPLITS):
-        splits = {}
-        for name in SPLITS:
-            with open(osp.join(split_dir, f'{name}.txt')) as f:
-                splits[name] = [line.strip() for line in f if line.strip()]
+        splits = {name: split_entries(osp.join(split_dir, f'{name}.txt')) for name in SPLITS}
     else:
         splits = make_splits(scan_images(src), dataset, seed, fractions)
         os.makedirs(split_dir, exist_ok=True)
         for name, files in splits.items():
-            with open(osp.join(split_dir, f'{name}.txt'), 'w') as f:
+            for rel in files:
+                if '\n' in rel or '\r' in rel:
+                    raise ValueError(f'{osp.join(src, rel)!r}: a line break in a name cannot go in a split list.')
+            path = osp.join(split_dir, f'{name}.txt')
+            with open(f'{path}.tmp', 'w', encoding='utf-8') as f:
                 f.writelines(p + '\n' for p in files)
+            os.replace(f'{path}.tmp', path)
     jobs = []
     for name, files in splits.items():
         for rel in files:
@@ -102,13 +136,22 @@ def plan(src, out, dataset, scales, seed=0, fractions=(0.8, 0.1, 0.1)):
     return splits, jobs
 
 
-def run_job(job):
+def run_job(job, max_pixels=MAX_PIXELS):
+    """Copy one HR file (after validating it) and write its LR; returns ``(job, error message or None)``.
+
+    A bad HR is neither copied nor downscaled, so the output never holds an HR without its LR.
+    """
     hr_src, hr_dst, lr_dst, scale = job
-    if not osp.isfile(hr_dst):
-        os.makedirs(osp.dirname(hr_dst), exist_ok=True)
-        tmp = f'{hr_dst}.{os.getpid()}.tmp'  # jobs of several scales may copy the same HR at once
-        shutil.copyfile(hr_src, tmp)
-        os.replace(tmp, hr_dst)
-    if lr_dst:
-        write_lr(hr_src, lr_dst, scale)
-    return job
+    try:
+        content, hr = read_hr(hr_src, scale, max_pixels)
+        if not osp.isfile(hr_dst):
+            os.makedirs(osp.dirname(hr_dst), exist_ok=True)
+            tmp = f'{hr_dst}.{os.getpid()}.tmp'  # jobs of several scales may copy the same HR at once
+            with open(tmp, 'wb') as f:
+                f.write(content)
+            os.replace(tmp, hr_dst)
+        if lr_dst:
+            save_lr(hr, lr_dst, scale)
+    except (ImageError, OSError) as error:
+        return job, str(error)
+    return job, None

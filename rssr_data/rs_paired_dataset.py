@@ -1,12 +1,15 @@
 from os import path as osp
 
+import lmdb
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from .degradations import bicubic_lr, mod_crop
-from .image_io import ImageError, decode, scan_images
+from .image_io import ImageError, decode, read_bytes, scan_images
+from .lmdb_util import meta_keys
+from .prepare import split_entries
 
 # Keys BasicSR itself puts into (or reads from) every dataset option.
 BASICSR_KEYS = {
@@ -40,28 +43,6 @@ OWN_KEYS = {
 }
 
 
-def lmdb_keys(lmdb_path):
-    """Keys listed in ``<lmdb>/meta_info.txt`` (BasicSR's layout: 'key.png (h,w,c) level')."""
-    meta = osp.join(lmdb_path, 'meta_info.txt')
-    if not osp.isfile(meta):
-        raise FileNotFoundError(
-            f'{meta} is missing: {lmdb_path} is not a complete BasicSR LMDB; rebuild it with scripts/create_lmdb.py.'
-        )
-    with open(meta) as f:
-        return [line.split(' ')[0].split('.')[0] for line in f if line.strip()]
-
-
-def split_entries(meta_info_file):
-    """Relative HR paths listed one per line in a split file (see scripts/prepare_dataset.py)."""
-    if not osp.isfile(meta_info_file):
-        raise FileNotFoundError(
-            f'Split file {meta_info_file} does not exist; write it with '
-            'scripts/prepare_dataset.py or fix meta_info_file.'
-        )
-    with open(meta_info_file) as f:
-        return [line.split(' ')[0].strip() for line in f if line.strip()]
-
-
 @DATASET_REGISTRY.register()
 class RSPairedDataset(data.Dataset):
     """Paired HR/LR remote-sensing images, from folders (class sub-folders included) or LMDB.
@@ -75,7 +56,8 @@ class RSPairedDataset(data.Dataset):
     is mod-cropped the same way (the MATLAB scripts do); any other size mismatch
     is an error naming both files. Images are read as described in
     :mod:`rssr_data.image_io` (16-bit scaled by 1/65535, grey repeated to RGB,
-    other band counts refused).
+    other band counts refused, empty/corrupt/oversized files named). LMDB keys
+    are UTF-8 (names with spaces and non-ASCII characters work).
 
     Args:
         opt (dict): Config for the dataset. It contains the following keys:
@@ -154,7 +136,7 @@ class RSPairedDataset(data.Dataset):
                 )
         self.io_opt['db_paths'] = roots
         self.io_opt['client_keys'] = ['gt', 'lq'][: len(roots)]
-        gt_keys = lmdb_keys(self.gt_root)
+        gt_keys = meta_keys(self.gt_root)
         if opt.get('meta_info_file'):
             wanted = [osp.splitext(v)[0] for v in split_entries(opt['meta_info_file'])]
             missing = sorted(set(wanted) - set(gt_keys))
@@ -162,7 +144,7 @@ class RSPairedDataset(data.Dataset):
                 raise KeyError(f'{len(missing)} split entries are not in {self.gt_root}, e.g. {missing[:3]}.')
             gt_keys = wanted
         if not self.lq_from_gt:
-            missing = sorted(set(gt_keys) - set(lmdb_keys(self.lq_root)))
+            missing = sorted(set(gt_keys) - set(meta_keys(self.lq_root)))
             if missing:
                 raise KeyError(
                     f'{len(missing)} HR key(s) have no LR partner in {self.lq_root}, e.g. {missing[:3]}; '
@@ -171,13 +153,29 @@ class RSPairedDataset(data.Dataset):
         return [(key, None if self.lq_from_gt else key) for key in gt_keys]
 
     def _read(self, path, client_key):
-        if self.file_client is None:
-            self.file_client = FileClient(self.io_opt.pop('type'), **self.io_opt)
+        backend = self.io_opt['type']
+        if backend == 'disk':
+            return decode(read_bytes(path), path)
         root = self.gt_root if client_key == 'gt' else self.lq_root
-        name = f'{root}:{path}' if self.io_opt.get('db_paths') else path
+        name = f'{root}:{path}' if backend == 'lmdb' else path
+        if self.file_client is None:  # opened in the worker process that reads (LMDB handles do not survive fork)
+            if backend == 'lmdb':  # keys are UTF-8 (BasicSR's LmdbBackend only encodes ASCII)
+                self.file_client = {
+                    key: lmdb.open(db, readonly=True, lock=False, readahead=False)
+                    for key, db in zip(self.io_opt['client_keys'], self.io_opt['db_paths'])
+                }
+            else:
+                opts = dict(self.io_opt)
+                self.file_client = FileClient(opts.pop('type'), **opts)
         try:
-            content = self.file_client.get(path, client_key)
-        except (OSError, KeyError, TypeError) as error:
+            if backend == 'lmdb':
+                with self.file_client[client_key].begin(write=False) as txn:
+                    content = txn.get(path.encode('utf-8'))
+                if content is None:
+                    raise KeyError('no such key')
+            else:
+                content = self.file_client.get(path, client_key)
+        except (OSError, KeyError, TypeError, lmdb.Error) as error:
             raise ImageError(f'{name}: cannot be read ({error}); check the file or rebuild the LMDB.') from error
         return decode(content, name)
 
@@ -186,6 +184,10 @@ class RSPairedDataset(data.Dataset):
         scale = self.scale
         img_gt = self._read(gt_path, 'gt')
         if self.lq_from_gt:
+            if min(img_gt.shape[:2]) < scale:
+                raise ImageError(
+                    f'{gt_path}: is {img_gt.shape[0]}x{img_gt.shape[1]}, smaller than the scale {scale}; remove it.'
+                )
             img_gt = mod_crop(img_gt, scale)
             img_lq = bicubic_lr(img_gt, scale)
             lq_path = gt_path

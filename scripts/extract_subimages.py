@@ -8,12 +8,21 @@ For every HR image (class sub-folders kept) the crops start every --step pixels;
 a last crop flush with the border is added when the leftover exceeds --thresh-size
 (as BasicSR's extract_subimages.py). LR crops are the matching windows of the LR
 image (crop and step must be multiples of the scale). Outputs are lossless PNG,
-<stem>_s<NNN>.png, written atomically; existing crops are kept, so an interrupted
-run resumes.
+<stem>_s<NNN>.png, written atomically.
+
+<out>/crops.jsonl records the settings (first line) and every crop before it is
+written. A re-run with the same settings resumes (existing crops are kept); a
+re-run with other settings is refused unless --overwrite, which deletes the
+recorded crops (and nothing else) first. An --out holding crops but no record
+is refused. Bad scenes (empty, corrupt, above --max-pixels, not RGB/grey, LR
+of the wrong size) are listed at the end and the others are cropped; the exit
+status is then non-zero.
 """
 
 import argparse
+import json
 import os
+import re
 import sys
 from functools import partial
 from multiprocessing import Pool
@@ -24,7 +33,9 @@ import rssr_compat  # noqa: F401
 import cv2
 from tqdm import tqdm
 
-from rssr_data.image_io import ImageError, decode, scan_images
+from rssr_data.image_io import IMG_EXTENSIONS, MAX_PIXELS, ImageError, read_raw, safe_relpath, scan_images
+
+MANIFEST = 'crops.jsonl'
 
 
 def starts(length, crop, step, thresh):
@@ -44,11 +55,84 @@ def _write(img, path):
     os.replace(tmp, path)
 
 
+def settings(args):
+    """What decides the crops: a re-run with other settings must not mix its crops with these."""
+    return {
+        'hr': osp.abspath(args.hr),
+        'lr': osp.abspath(args.lr) if args.lr else None,
+        'scale': args.scale,
+        'crop_size': args.crop_size,
+        'step': args.step,
+        'thresh_size': args.thresh_size,
+    }
+
+
+def read_manifest(out):
+    """(settings, crop names) recorded in ``<out>/crops.jsonl``, or (None, []) without one."""
+    path = osp.join(out, MANIFEST)
+    if not osp.isfile(path):
+        return None, []
+    with open(path, encoding='utf-8') as f:
+        lines = [json.loads(line) for line in f if line.endswith('\n')]  # a line cut by a kill is ignored
+    return (lines[0], lines[1:]) if lines else (None, [])
+
+
+def remove_recorded(out, names):
+    """Delete the crops named in the manifest (and their temporary files), then the manifest."""
+    for name in set(names):
+        if not re.search(r'_s\d{3,}\.png$', name):  # not a crop name: a hand-edited record, leave it
+            continue
+        name = safe_relpath(name, osp.join(out, MANIFEST))
+        for folder in ('HR', 'LR'):
+            for path in (osp.join(out, folder, name), osp.join(out, folder, name) + '.tmp.png'):
+                if osp.isfile(path):
+                    os.remove(path)
+    os.remove(osp.join(out, MANIFEST))
+
+
+def start_manifest(args):
+    """Check ``--out`` against its record; returns True when crops of the same settings may be resumed."""
+    wanted = settings(args)
+    recorded, names = read_manifest(args.out)
+    if recorded == wanted:
+        return True
+    if recorded is not None:
+        if not args.overwrite:
+            raise FileExistsError(
+                f'{args.out} holds {len(set(names))} crops made with other settings ({recorded}); pass --overwrite '
+                'to delete them first, or choose another --out.'
+            )
+        remove_recorded(args.out, names)
+    else:
+        found = [
+            osp.join(dirpath, f)
+            for folder in ('HR', 'LR')
+            for dirpath, _, files in os.walk(osp.join(args.out, folder))
+            for f in files
+            if f.lower().endswith(IMG_EXTENSIONS)
+        ]
+        if found:
+            raise FileExistsError(
+                f'{args.out} holds images not recorded in {MANIFEST} (e.g. {found[0]}), so this tool did not write '
+                'them (or an older version did) and will not mix its crops with them; choose an empty --out.'
+            )
+    os.makedirs(args.out, exist_ok=True)
+    with open(osp.join(args.out, MANIFEST), 'w', encoding='utf-8') as f:
+        f.write(json.dumps(wanted) + '\n')
+    return False
+
+
 def crop_one(rel, args):
+    """Crop one scene; returns ``(crops, written, error message or None)``."""
+    try:
+        return crop_scene(rel, args) + (None,)
+    except (ImageError, OSError) as error:
+        return 0, 0, str(error)
+
+
+def crop_scene(rel, args):
     hr_path = osp.join(args.hr, rel)
-    with open(hr_path, 'rb') as f:
-        decode(f.read(), hr_path)  # clear errors for corrupt / 4-band / odd-type files
-    hr = cv2.imread(hr_path, cv2.IMREAD_UNCHANGED)
+    hr = read_raw(hr_path, args.max_pixels)  # empty / corrupt / too large / 4-band / odd-type files are named
     lr = None
     s = args.scale
     if args.lr:
@@ -57,27 +141,31 @@ def crop_one(rel, args):
         lr_path = next((p for p in candidates if osp.isfile(p)), None)
         if lr_path is None:
             raise ImageError(f'{hr_path}: no LR partner under {args.lr} (looked for {stem}.*).')
-        lr = cv2.imread(lr_path, cv2.IMREAD_UNCHANGED)
+        lr = read_raw(lr_path, args.max_pixels)
         if lr.shape[0] != hr.shape[0] // s or lr.shape[1] != hr.shape[1] // s:
             raise ImageError(
                 f'{hr_path} is {hr.shape[0]}x{hr.shape[1]} but {lr_path} is {lr.shape[0]}x{lr.shape[1]}, not HR/{s}.'
             )
     written = 0
     index = 0
-    for y in starts(hr.shape[0], args.crop_size, args.step, args.thresh_size):
-        for x in starts(hr.shape[1], args.crop_size, args.step, args.thresh_size):
-            name = f'{osp.splitext(rel)[0]}_s{index:03d}.png'
-            index += 1
-            hr_out = osp.join(args.out, 'HR', name)
-            if osp.isfile(hr_out) and (lr is None or osp.isfile(osp.join(args.out, 'LR', name))):
-                continue
-            if lr is not None:
-                _write(
-                    lr[y // s : (y + args.crop_size) // s, x // s : (x + args.crop_size) // s],
-                    osp.join(args.out, 'LR', name),
-                )
-            _write(hr[y : y + args.crop_size, x : x + args.crop_size], hr_out)
-            written += 1
+    # One line per crop, recorded before the crop is written: --overwrite finds every crop a killed run left.
+    with open(osp.join(args.out, MANIFEST), 'a', encoding='utf-8') as record:
+        for y in starts(hr.shape[0], args.crop_size, args.step, args.thresh_size):
+            for x in starts(hr.shape[1], args.crop_size, args.step, args.thresh_size):
+                name = f'{osp.splitext(rel)[0]}_s{index:03d}.png'
+                index += 1
+                hr_out = osp.join(args.out, 'HR', name)
+                if osp.isfile(hr_out) and (lr is None or osp.isfile(osp.join(args.out, 'LR', name))):
+                    continue
+                record.write(json.dumps(name) + '\n')
+                record.flush()
+                if lr is not None:
+                    _write(
+                        lr[y // s : (y + args.crop_size) // s, x // s : (x + args.crop_size) // s],
+                        osp.join(args.out, 'LR', name),
+                    )
+                _write(hr[y : y + args.crop_size, x : x + args.crop_size], hr_out)
+                written += 1
     return index, written
 
 
@@ -91,18 +179,34 @@ def main(argv=None):
     parser.add_argument('--step', type=int, default=240, help='HR stride between crops')
     parser.add_argument('--thresh-size', type=int, default=0, help='add a border-flush crop when more is left')
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--overwrite', action='store_true', help=f'delete the crops recorded in <out>/{MANIFEST} first')
+    parser.add_argument(
+        '--max-pixels',
+        type=int,
+        default=MAX_PIXELS,
+        help=f'refuse images above this many pixels (default {MAX_PIXELS})',
+    )
     args = parser.parse_args(argv)
     if args.crop_size % args.scale or args.step % args.scale:
         parser.error(f'--crop-size and --step must be multiples of --scale {args.scale} to keep LR aligned.')
     try:
         files = scan_images(args.hr)
+        start_manifest(args)
         crops = written = 0
+        failed = []
         with Pool(args.workers) as pool:
-            for c, w in tqdm(pool.imap(partial(crop_one, args=args), files), total=len(files), desc='scenes'):
+            for c, w, error in tqdm(pool.imap(partial(crop_one, args=args), files), total=len(files), desc='scenes'):
                 crops, written = crops + c, written + w
-    except (ImageError, FileNotFoundError, OSError) as error:
+                if error:
+                    failed.append(error)
+    except (ImageError, FileNotFoundError, FileExistsError, OSError) as error:
         sys.exit(f'extract_subimages: {error}')
     print(f'{len(files)} scenes -> {crops} crops of {args.crop_size}px in {args.out} ({written} written now)')
+    if failed:
+        sys.exit(
+            f'extract_subimages: {len(failed)} of {len(files)} scene(s) failed; fix or remove them and run again '
+            '(the crops made are kept):\n  ' + '\n  '.join(failed)
+        )
 
 
 if __name__ == '__main__':

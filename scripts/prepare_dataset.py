@@ -12,18 +12,25 @@ UC Merced / AID numbers, put the split lists of the HSENet archive into <out>/sp
 first ({train,val,test}.txt, relative paths): existing split files are always reused.
 Re-running after an interruption only does what is missing. Replaces the official
 MATLAB generate_mod_LR_bic.m (LR = imresize(modcrop(HR, s), 1/s), MATLAB kernel).
+
+Every HR is validated before it is copied (empty, corrupt, truncated, above
+--max-pixels, not RGB/grey, smaller than a scale): a bad HR is neither copied
+nor downscaled, the others are, and the bad ones are listed at the end (exit
+status 1). Split-file entries must be relative paths inside --src ('..' and
+absolute paths are refused), so nothing is ever written outside --out.
 """
 
 import argparse
 import sys
 import time
+from functools import partial
 from multiprocessing import Pool
 
 import rssr_compat  # noqa: F401
 
 from tqdm import tqdm
 
-from rssr_data.image_io import ImageError
+from rssr_data.image_io import MAX_PIXELS, ImageError
 from rssr_data.prepare import plan, run_job
 
 
@@ -36,15 +43,30 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--fractions', type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=('TRAIN', 'VAL', 'TEST'))
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument(
+        '--max-pixels',
+        type=int,
+        default=MAX_PIXELS,
+        help=f'refuse images above this many pixels (default {MAX_PIXELS})',
+    )
     args = parser.parse_args(argv)
     start = time.time()
+    failed = {}
     try:
         splits, jobs = plan(args.src, args.out, args.dataset, args.scales, args.seed, args.fractions)
         with Pool(args.workers) as pool:
-            for _ in tqdm(pool.imap_unordered(run_job, jobs), total=len(jobs), desc='HR copies / LR images'):
-                pass
+            work = pool.imap_unordered(partial(run_job, max_pixels=args.max_pixels), jobs)
+            for job, error in tqdm(work, total=len(jobs), desc='HR copies / LR images'):
+                if error:
+                    failed.setdefault(job[0], error)  # one line per HR, whatever the number of scales
     except (ImageError, FileNotFoundError, ValueError, OSError) as error:
         sys.exit(f'prepare_dataset: {error}')
+    if failed:
+        sys.exit(
+            f'prepare_dataset: {len(failed)} HR image(s) are bad and were not copied; the others are done. '
+            'Replace them and run again, or remove them from the split files in '
+            f'{args.out}/splits/:\n  ' + '\n  '.join(failed[k] for k in sorted(failed))
+        )
     counts = ', '.join(f'{name} {len(files)}' for name, files in splits.items())
     print(
         f'{args.out}: {counts} images; {len(jobs)} files written in {time.time() - start:.1f} s '

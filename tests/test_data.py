@@ -1,9 +1,6 @@
 """Remote-sensing datasets, LMDB packing and LR generation, on real samples and generated folders."""
 
 import gc
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,34 +12,7 @@ from basicsr.utils.matlab_functions import imresize
 import rssr_data  # noqa: F401
 from rssr_data.image_io import ImageError, read_image
 from rssr_data.prepare import make_splits, plan
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_script(name, *args):
-    return subprocess.run(
-        [sys.executable, str(REPO / 'scripts' / name), *map(str, args)], capture_output=True, text=True, timeout=300
-    )
-
-
-def make_scenes(root, classes=('forest', 'river'), per_class=4, size=(36, 44), seed=0, dtype=np.uint8):
-    """Class folders of smooth random RGB images (.png), like an extracted download."""
-    rng = np.random.default_rng(seed)
-    peak = np.iinfo(dtype).max
-    for cls in classes:
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            img = cv2.GaussianBlur(rng.random(size + (3,)), (0, 0), 2) * peak
-            cv2.imwrite(str(root / cls / f'{cls}{i:02d}.png'), img.astype(dtype))
-    return root
-
-
-def dataset(**opt):
-    opt.setdefault('type', 'RSPairedDataset')
-    opt.setdefault('name', 't')
-    opt.setdefault('phase', 'val')
-    opt.setdefault('io_backend', {'type': 'disk'})
-    return build_dataset(opt)
+from tests.helpers.data import dataset, make_scenes, run_script
 
 
 def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path):

@@ -9,6 +9,7 @@ import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 
+from rssr_data.image_io import is_image
 from rssr_data.prepare import save_lr, write_lr
 
 from .models import super_resolve
@@ -47,8 +48,8 @@ def generate_skimage_set(gt_dir, lq_dir, scale, hr_size=192):
 
 
 def make_lq_folder(gt_dir, lq_dir, scale):
-    """Write the missing MATLAB-bicubic LR images of every HR image in ``gt_dir``."""
-    for name in sorted(os.listdir(gt_dir)):
+    """Write the missing MATLAB-bicubic LR images of every image file in ``gt_dir``."""
+    for name in sorted(n for n in os.listdir(gt_dir) if is_image(n)):
         lq_file = osp.join(lq_dir, osp.splitext(name)[0] + '.png')
         if not osp.isfile(lq_file):
             write_lr(osp.join(gt_dir, name), lq_file, scale)

@@ -25,7 +25,13 @@ mapped back, clipped to that range, rounded for integer types and written in
 the input's data type. GeoTIFFs keep CRS, tags and nodata (nodata pixels stay
 nodata), the geotransform's pixel size is divided by the scale, and the output
 is tiled and DEFLATE-compressed. RGB comes from ``--bands`` (1-based, default
-1 2 3) of multi-band rasters.
+1 2 3) of multi-band rasters. Float rasters' NaN/inf pixels are nodata: the
+network sees 0 there and the output gets NaN (or the file's nodata value) back.
+
+Files: existing outputs are refused unless ``--overwrite`` (replace them) or
+``--skip-existing`` (keep them: continues an interrupted folder run). Scenes
+above ``--max-pixels`` by their header, empty or corrupt files are reported by
+name and the other scenes of a folder go on.
 """
 
 import argparse
@@ -35,10 +41,12 @@ import sys
 import time
 from os import path as osp
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from rssr_data.image_io import MAX_PIXELS
 from rssr_tools.memory import peak_rss_mib
 from rssr_tools.weights import build_model, model_options
 
@@ -49,13 +57,14 @@ from .raster import (
     _rasterio,
     _TiffWriter,
     from_unit,
+    nodata_mask,
     read_scene,
     value_range,
 )
 from .tiling import TiledSR
 
 
-def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progress=True):
+def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progress=True, max_pixels=MAX_PIXELS):
     """Super-resolve ``src`` into ``dst`` through a temporary file renamed at the end.
 
     Returns:
@@ -63,7 +72,7 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progre
     """
     if osp.exists(dst) and osp.samefile(src, dst):
         raise ValueError(f'{dst}: output would overwrite its input; choose another output folder.')
-    data, meta = read_scene(src, bands)
+    data, meta = read_scene(src, bands, max_pixels)
     offset, span = value_range(data, meta, stretch)
     _, h, w = data.shape
     s = engine.scale
@@ -82,10 +91,9 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progre
         nodata = meta['nodata']
         for top, rows in engine.rows(data, offset, span, progress=bar.update):
             out = from_unit(rows, offset, span, meta['dtype'])
-            if nodata is not None:  # nodata stays nodata (nearest upsampling of the LR mask)
-                lr = data[:, top // s : (top + rows.shape[1]) // s]
-                mask = (np.isnan(lr) if np.isnan(nodata) else lr == nodata).repeat(s, 1).repeat(s, 2)
-                out[mask] = nodata
+            mask = nodata_mask(data[:, top // s : (top + rows.shape[1]) // s], nodata)
+            if mask is not None and mask.any():  # nodata stays nodata (nearest upsampling of the LR mask)
+                out[mask.repeat(s, 1).repeat(s, 2)] = np.nan if nodata is None else nodata
             writer.write(top, out)
         writer.close()
         writer = None
@@ -147,6 +155,17 @@ def main(argv=None):
     parser.add_argument('--precision', choices=['fp32', 'fp16', 'bf16'], default='fp32', help='autocast on CUDA')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument('--overwrite', action='store_true', help='replace existing outputs')
+    existing.add_argument(
+        '--skip-existing', action='store_true', help='keep existing outputs (continue an interrupted folder run)'
+    )
+    parser.add_argument(
+        '--max-pixels',
+        type=int,
+        default=MAX_PIXELS,
+        help=f'refuse scenes above this many pixels, checked on the header (default {MAX_PIXELS})',
+    )
     args = parser.parse_args(argv)
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device}: no CUDA device here; use --device cpu')
@@ -183,13 +202,28 @@ def main(argv=None):
     clash = next((src for src, dst in zip(files, outputs) if osp.exists(dst) and osp.samefile(src, dst)), None)
     if clash:
         sys.exit(f'rssr-infer: {clash}: the output would overwrite its input; choose another output folder.')
+    if len(set(outputs)) < len(outputs):
+        twice = sorted({dst for dst in outputs if outputs.count(dst) > 1})
+        sys.exit(f'rssr-infer: several inputs would write {twice[0]}; rename them or drop --ext.')
+    done = [dst for dst in outputs if osp.exists(dst)]
+    if done and not (args.overwrite or args.skip_existing):
+        sys.exit(
+            f'rssr-infer: {len(done)} output(s) exist, e.g. {done[0]}; pass --overwrite to replace them, or '
+            '--skip-existing to keep them (continues an interrupted run). Nothing was written.'
+        )
+    if args.skip_existing and done:
+        print(f'rssr-infer: {len(done)} existing output(s) kept (--skip-existing)', file=sys.stderr)
+        files = [f for f, o in zip(files, outputs) if o not in done]
+        outputs = [o for o in outputs if o not in done]
     os.makedirs(args.output, exist_ok=True)
     start, failed = time.time(), []
     for src, dst in zip(files, outputs):
         try:
-            super_resolve_file(engine, src, dst, args.bands, args.stretch, progress=not args.quiet)
-        except (ValueError, FileNotFoundError) as error:
-            print(f'rssr-infer: {error}', file=sys.stderr)
+            super_resolve_file(
+                engine, src, dst, args.bands, args.stretch, progress=not args.quiet, max_pixels=args.max_pixels
+            )
+        except (ValueError, OSError, cv2.error, MemoryError) as error:  # this scene only: report it, go on
+            print(f'rssr-infer: {error}' if src in str(error) else f'rssr-infer: {src}: {error}', file=sys.stderr)
             failed.append(src)
         except RuntimeError as error:  # out of memory and other runtime failures: the next scene would fail too
             hint = ' Lower --batch-size or --tile.' if 'out of memory' in str(error).lower() else ''

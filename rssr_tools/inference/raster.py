@@ -11,12 +11,22 @@ pixels stay nodata), the geotransform's pixel size is divided by the scale, and
 the output is tiled, DEFLATE-compressed and written strip by strip, so nothing
 of the output's size is held; PNG/JPEG encoders need the whole output array.
 RGB comes from ``bands`` (1-based, default 1 2 3) of multi-band rasters.
+
+Files are read by :mod:`rssr_data.image_io` (PNG, JPEG, BMP, TIFF without
+rasterio) or rasterio, and refused, named, when they are empty, corrupt, or
+above ``max_pixels`` by their header (rasterio's metadata for GeoTIFFs): the
+check comes before any pixel is read, so a sparse 100000x100000 GeoTIFF costs
+nothing. Non-finite pixels of float rasters (NaN, inf) are nodata whether or
+not the file declares a nodata value.
 """
 
+import os
 import warnings
 
 import cv2
 import numpy as np
+
+from rssr_data.image_io import MAX_PIXELS, ImageError, check_size, decode_raw, read_bytes
 
 TIFF_EXTENSIONS = ('.tif', '.tiff')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp') + TIFF_EXTENSIONS
@@ -31,8 +41,13 @@ def _rasterio():
         return None
 
 
-def read_scene(path, bands=(1, 2, 3)):
+def read_scene(path, bands=(1, 2, 3), max_pixels=MAX_PIXELS):
     """Read the RGB bands of a scene.
+
+    Args:
+        path (str): Image or (Geo)TIFF file.
+        bands (tuple[int]): 1-based RGB band numbers (rasterio files).
+        max_pixels (int): Largest width x height accepted, checked before reading pixels.
 
     Returns:
         (np.ndarray, dict): (3, H, W) array in the file's data type, and metadata: 'dtype',
@@ -40,37 +55,58 @@ def read_scene(path, bands=(1, 2, 3)):
     """
     rasterio = _rasterio() if path.lower().endswith(TIFF_EXTENSIONS) else None
     if rasterio is not None:
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            raise ImageError(f'{path}: is empty (0 bytes); re-export or re-download it, or remove it.')
         try:
             with rasterio.open(path) as src:
                 if src.count < 3 and tuple(bands) == (1, 2, 3):
-                    raise ValueError(
+                    raise ImageError(
                         f'{path}: has {src.count} band(s); super-resolution needs RGB. Pass --bands '
                         'with three band numbers, or convert the image.'
                     )
                 if max(bands) > src.count or min(bands) < 1:
-                    raise ValueError(f'{path}: has {src.count} bands, --bands asks for {list(bands)}.')
+                    raise ImageError(f'{path}: has {src.count} bands, --bands asks for {list(bands)}.')
+                check_size(path, src.width, src.height, max_pixels, 3 * np.dtype(src.dtypes[0]).itemsize)
                 data = src.read(list(bands))
                 meta = {'profile': src.profile.copy(), 'tags': src.tags(), 'nodata': src.nodata}
-        except rasterio.errors.RasterioIOError as error:
-            raise ValueError(f'{path}: cannot be read ({error}).') from error
+        except rasterio.errors.RasterioError as error:
+            raise ImageError(f'{path}: cannot be read ({error}).') from error
     else:
-        raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise ValueError(
-                f'{path}: cannot be read or decoded; check the file (multi-band and GeoTIFF files '
-                'need the geo extra: pip install ".[geo]").'
-            )
+        try:
+            raw = decode_raw(read_bytes(path), path, max_pixels)
+        except ImageError as error:
+            hint = ' (GeoTIFF and multi-band files need the geo extra: pip install ".[geo]")'
+            raise ImageError(f'{error}{hint if path.lower().endswith(TIFF_EXTENSIONS) else ""}') from error
         if raw.ndim == 2 or raw.shape[2] not in (3, 4):
-            raise ValueError(
+            raise ImageError(
                 f'{path}: has {1 if raw.ndim == 2 else raw.shape[2]} band(s); only RGB(A) images are '
                 'supported here (use a GeoTIFF with --bands for multi-band rasters).'
             )
         data = raw[..., 2::-1].transpose(2, 0, 1)  # BGR(A) -> RGB, CHW; alpha dropped
         meta = {'nodata': None}
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
-        raise ValueError(f'{path}: pixel type {data.dtype} is not supported (integer or float rasters are).')
+        raise ImageError(f'{path}: pixel type {data.dtype} is not supported (integer or float rasters are).')
     meta['dtype'] = data.dtype
     return np.ascontiguousarray(data), meta
+
+
+def nodata_mask(lr, nodata):
+    """Elementwise mask of the pixels that are no data: the declared value, and NaN/inf in float rasters.
+
+    Args:
+        lr (np.ndarray): (C, h, W) scene rows.
+        nodata (float | None): The file's nodata value.
+
+    Returns:
+        np.ndarray | None: Boolean (C, h, W), or None when nothing can be missing.
+    """
+    mask = None
+    if nodata is not None and not np.isnan(nodata):
+        mask = lr == nodata
+    if np.issubdtype(lr.dtype, np.floating):
+        holes = ~np.isfinite(lr)
+        mask = holes if mask is None else mask | holes
+    return mask
 
 
 def value_range(data, meta, stretch='auto'):
@@ -82,8 +118,8 @@ def value_range(data, meta, stretch='auto'):
         if not np.issubdtype(dtype, np.unsignedinteger):
             raise ValueError(f'--stretch dtype needs unsigned integers, the scene is {dtype}: use --stretch minmax.')
         return 0.0, float(np.iinfo(dtype).max)
-    valid = data if meta['nodata'] is None else data[data != meta['nodata']]
-    valid = valid[np.isfinite(valid)] if np.issubdtype(dtype, np.floating) else valid
+    mask = nodata_mask(data, meta['nodata'])
+    valid = data if mask is None else data[~mask]
     if valid.size == 0:
         return 0.0, 1.0
     low, high = float(valid.min()), float(valid.max())

@@ -135,8 +135,9 @@ class TiledSR:
             for j0 in range(0, len(xs), self.batch_size):
                 chunk = range(j0, min(j0 + self.batch_size, len(xs)))
                 tiles = np.stack([img[:, y : y + th, xs[j] : xs[j] + tw] for j in chunk]).astype(np.float32)
-                if (offset, span) != (0.0, 1.0):  # clip: only nodata lies outside the range
-                    tiles = np.clip(np.nan_to_num((tiles - offset) / span), 0, 1)
+                if (offset, span) != (0.0, 1.0) or np.issubdtype(img.dtype, np.floating):
+                    # Only nodata lies outside [0, 1]: clipped; NaN/inf holes become 0, never reaching the network.
+                    tiles = np.clip(np.nan_to_num((tiles - offset) / span, nan=0.0, posinf=0.0, neginf=0.0), 0, 1)
                 for j, tile_out in zip(chunk, self._forward(tiles)):
                     acc[:, :, xs[j] * s : (xs[j] + tw) * s] += tile_out * (wy[:, None] * wxs[j][None, :])
                 self.tiles_done += len(chunk)
