@@ -172,4 +172,6 @@ def test_unknown_network_option_names_the_key(tmp_path):
         timeout=600,
     )
     assert proc.returncode != 0
-    assert "network type 'MSRResNet'" in proc.stderr and 'num_blok' in proc.stderr and "'num_block'" in proc.stderr
+    # Named at start-up (rssr_tools.options), before any folder or data loader is made.
+    assert 'network_g.num_blok: MSRResNet takes no such option' in proc.stderr and "'num_block'" in proc.stderr
+    assert not (tmp_path / 'experiments').exists()
