@@ -119,12 +119,15 @@ def main(argv=None):
 
     import rssr_tools
     from rssr_data.demo import make_demo_dataset
-    from rssr_tools.options import load_options
+    from rssr_tools.options import OptionError, load_options
 
     rssr_tools.import_registries()
     from basicsr.utils.options import parse_options
 
-    opt = load_options(args.opt)
+    try:
+        opt = load_options(args.opt)
+    except OptionError as error:
+        parser.error(str(error))
     val = opt['datasets']['val']
     make_demo_dataset(osp.dirname(osp.dirname(val['dataroot_gt'])), scale=opt['scale'])
 

@@ -21,8 +21,11 @@ augmentation depends on what they loaded), then the save-time random states are
 restored. A run killed between saves and resumed from its last state then
 repeats the uninterrupted run exactly (tests/test_training_states.py). States
 without these entries (BasicSR's, or older rssr's) resume as BasicSR does: at
-the start of the saved epoch, not exactly. In distributed training only rank
-0's random states are saved, so they are not restored (data positions are).
+the start of the saved epoch, not exactly. Not exact either: distributed
+training (only rank 0's random states are saved, so none are restored; data
+positions are), ``persistent_workers: true`` (workers keep their random states
+across epochs), ``prefetch_mode: cpu`` without workers (a thread draws the
+augmentation ahead of the saves), and CUDA kernels that are not deterministic.
 """
 
 import collections
@@ -305,6 +308,8 @@ class DataPosition:
             return iter(loader)
         skip = pending['data']['batches']
         self.epoch_rng = pending['data']['rng']
+        if getattr(loader, 'persistent_workers', False):
+            log('Resume: persistent_workers keeps worker random states across epochs; the resume is not exact.')
         if skip >= len(loader):  # saved after the epoch's last batch: go on with the next epoch
             iterator = iter(())
         else:
