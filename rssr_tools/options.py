@@ -326,9 +326,10 @@ def _get(opt, dotted):
 def _check_table(problems, opt, table, prefix, is_train):
     for key, (text, required) in table.items():
         present, value = _get(opt, key)
-        parent_present, _ = _get(opt, key.rpartition('.')[0]) if '.' in key else (True, opt)
+        _, parent = _get(opt, key.rpartition('.')[0]) if '.' in key else (True, opt)
         if not present:
-            if parent_present and (required == 'always' or (required == 'train' and is_train)):
+            # A key is missing only where its section is there (`val: ~` needs no val_freq).
+            if isinstance(parent, dict) and (required == 'always' or (required == 'train' and is_train)):
                 problems.missing(prefix + key)
             continue
         problems.type(prefix + key, value, _spec_from_text(text))

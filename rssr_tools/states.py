@@ -242,7 +242,7 @@ def rng_state():
         },
         'torch': torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # never started CUDA: its seeds are untouched
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 

@@ -211,7 +211,10 @@ BAD = {
 
 
 def test_tiny_options_pass(tmp_path):
-    check_options(rs_tiny(tmp_path), is_train=True)
+    opt = rs_tiny(tmp_path)
+    check_options(opt, is_train=True)
+    opt['val'] = None  # no validation: no val_freq needed
+    check_options(opt, is_train=True)
 
 
 @pytest.mark.parametrize('case', sorted(BAD))
