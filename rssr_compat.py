@@ -9,8 +9,12 @@ needed and for which version. Nothing here edits BasicSR's files.
   torchvision removed in 0.17.
 * :func:`patch_basicsr` (run by every rssr entry point):
 
-  - ``basicsr.train.load_resume_state``: map the saved state to the GPU only
-    when there is one. Why: 1.4.2 calls ``torch.cuda.current_device()``.
+  - ``basicsr.train.load_resume_state``: read the state with
+    ``weights_only=True`` (:mod:`rssr_tools.states`), on CPU or GPU;
+    ``--auto_resume`` takes the newest ``<iter>.state`` that loads and says
+    what it skipped; prepare the exact resume. Why: 1.4.2 unpickles anything,
+    takes the highest number even from a partial file, fails on any other
+    ``*.state`` name, and calls ``torch.cuda.current_device()``.
   - ``basicsr.utils.options.init_dist``: ``gloo`` when no GPU is present. Why:
     1.4.2 always picks NCCL and calls ``torch.cuda.set_device``.
   - ``BaseModel.model_to_device``: DistributedDataParallel without
@@ -23,16 +27,33 @@ needed and for which version. Nothing here edits BasicSR's files.
     errors that list the file's entries). Why: 1.4.2 unpickles anything and
     falls back from ``params_ema`` to ``params`` without saying so in errors.
   - ``parse_options`` (in ``basicsr.utils.options``, ``basicsr.train`` and
-    ``basicsr.test``): BasicSR's ``train.py``/``test.py`` run as scripts
-    (``python -m basicsr.train``, ``python basicsr/train.py``) get every patch
-    made to ``basicsr.train``/``basicsr.test``, and an installed BasicSR writes
-    under the current directory instead of site-packages. Why: a script is a
-    fresh copy of the module in ``__main__`` that patches do not reach, and
+    ``basicsr.test``), ``ordered_yaml`` and ``_postprocess_yml_value``
+    (:func:`patch_option_parsing`, :func:`_patch_entry_points`): option files
+    are read with PyYAML's safe loader and ``--force_yml`` values as YAML, the
+    options are checked at start-up (:mod:`rssr_tools.options`); BasicSR's
+    ``train.py``/``test.py`` run as scripts (``python -m basicsr.train``,
+    ``python basicsr/train.py``) get every patch made to
+    ``basicsr.train``/``basicsr.test``, and an installed BasicSR writes under
+    the current directory instead of site-packages. Why: 1.4.2 uses the unsafe
+    loader (a file can run code), applies ``--force_yml`` with
+    ``exec``/``eval``, reports bad options late and without their key; a script
+    is a fresh copy of the module in ``__main__`` that patches do not reach, and
     1.4.2 puts ``experiments/`` next to its own package folder.
-  - ``BaseModel.validation``: runs on the networks without their
-    DistributedDataParallel wrapper. Why: 1.4.2 validates on rank 0 only, and a
-    wrapped forward broadcasts buffers (FAT has some) to ranks that are not
-    validating; at the last iteration they have left, and training crashes.
+  - :func:`patch_checkpoint_saving`: ``BaseModel.save_network`` and
+    ``save_training_state`` write to ``<name>.tmp``, fsync and rename; states
+    also hold the random states and data position. Why: 1.4.2 writes in place
+    (kill -9 leaves partial files under final names) and saves no RNG state.
+  - :func:`patch_exact_resume`: ``CPUPrefetcher``/``CUDAPrefetcher`` ``reset``
+    and ``next`` track the data position and, on resume, move the first epoch
+    to the saved batch with the saved random states; ``BaseModel.validation``
+    leaves the random states as it found them. Why: 1.4.2 restarts the saved
+    epoch from its first batch with fresh random states, and a validation
+    shifts the training's random numbers (its data loader draws a seed).
+  - ``BaseModel.validation`` (:func:`_patch_entry_points`) also runs on the
+    networks without their DistributedDataParallel wrapper. Why: 1.4.2
+    validates on rank 0 only, and a wrapped forward broadcasts buffers (FAT has
+    some) to ranks that are not validating; at the last iteration they have
+    left, and training crashes.
 
 ``rssr_autoload`` (installed as ``rssr-autoload.pth``) runs :func:`install`
 and, through :func:`rssr_tools.import_registries`, :func:`patch_basicsr` the
@@ -74,28 +95,210 @@ install()
 
 
 def _load_resume_state(opt):
-    """BasicSR's ``load_resume_state`` without the hard CUDA requirement."""
-    import torch
-    from basicsr.utils import check_resume, scandir
+    """BasicSR's ``load_resume_state``: no code from the file, partial files skipped, exact resume prepared."""
+    from basicsr.utils import check_resume
 
-    state_path = opt['path'].get('resume_state')
+    from rssr_tools import states
+
+    states.POSITION.clear()
+    state_path, state = opt['path'].get('resume_state'), None
     if opt['auto_resume']:
-        state_dir = os.path.join(opt['root_path'], 'experiments', opt['name'], 'training_states')
-        states = list(scandir(state_dir, suffix='state')) if os.path.isdir(state_dir) else []
-        if states:
-            latest = max(int(os.path.splitext(v)[0]) for v in states)
-            state_path = opt['path']['resume_state'] = os.path.join(state_dir, f'{latest}.state')
-    if not state_path:
-        return None
-    if not os.path.isfile(state_path):
-        raise FileNotFoundError(
-            f'Resume state {state_path} does not exist; fix path.resume_state or drop it to start from scratch.'
+        experiment = os.path.join(opt['root_path'], 'experiments', opt['name'])
+        ignored = opt['path'].get('ignore_resume_networks') or ()
+        networks = [k[len('network_') :] for k in opt if k.startswith('network_') and k not in ignored]
+        found, state = states.find_resume_state(
+            os.path.join(experiment, 'training_states'), os.path.join(experiment, 'models'), networks
         )
-    device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
-    # Training states hold optimizer/scheduler objects, so they are not weights-only files.
-    state = torch.load(state_path, map_location=device, weights_only=False)
+        if found:
+            print(f'auto_resume: resuming from {found}.', flush=True)
+            state_path = opt['path']['resume_state'] = found
+        elif state_path:
+            print(f'auto_resume: no usable state under {experiment}; resuming from {state_path}.', flush=True)
+    if state is None and state_path:
+        state = states.read_training_state(state_path)
+    if state is None:
+        return None
     check_resume(opt, state['iter'])
+    # Each rank draws its own random numbers; only rank 0's are saved, so ranks keep their seeds.
+    if not states.POSITION.resume_from(state, restore_rng=opt.get('world_size', 1) == 1):
+        print(
+            f'{state_path} holds no random states or data position (BasicSR or an older rssr wrote it): training '
+            f'goes on from the start of epoch {state["epoch"]}, not exactly where it stopped.',
+            flush=True,
+        )
     return state
+
+
+def _save_network(self, net, net_label, current_iter, param_key='params'):
+    """BasicSR's ``BaseModel.save_network``, written through a temporary file (see rssr_tools.states)."""
+    from basicsr.utils import get_root_logger
+
+    from rssr_tools.states import save_with_retry
+
+    label = 'latest' if current_iter == -1 else current_iter
+    save_path = os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth')
+    nets = net if isinstance(net, list) else [net]
+    param_keys = param_key if isinstance(param_key, list) else [param_key]
+    if len(nets) != len(param_keys):
+        raise ValueError('save_network: one param_key per network.')
+    save_dict = {}
+    for net_, key in zip(nets, param_keys):
+        state_dict = self.get_bare_model(net_).state_dict()
+        save_dict[key] = {
+            (k[len('module.') :] if k.startswith('module.') else k): v.cpu() for k, v in state_dict.items()
+        }
+    save_with_retry(save_dict, save_path, 'model', get_root_logger())
+
+
+def _save_training_state(self, epoch, current_iter):
+    """BasicSR's ``BaseModel.save_training_state`` plus the random states and data position, written atomically."""
+    from basicsr.utils import get_root_logger
+
+    from rssr_tools.states import resume_entries, save_with_retry
+
+    if current_iter == -1:
+        return
+    state = {
+        'epoch': epoch,
+        'iter': current_iter,
+        'optimizers': [o.state_dict() for o in self.optimizers],
+        'schedulers': [s.state_dict() for s in self.schedulers],
+    }
+    state.update(resume_entries(epoch))
+    save_path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
+    save_with_retry(state, save_path, 'training state', get_root_logger())
+
+
+def _prefetcher_reset(self):
+    """The prefetchers' ``reset`` (each epoch start): track the data position and restore a saved one."""
+    from basicsr.utils import get_root_logger
+
+    from rssr_tools.states import POSITION
+
+    self.loader = POSITION.start_epoch(self.ori_loader, log=get_root_logger().info)
+    if hasattr(self, 'preload'):  # CUDAPrefetcher keeps one batch ahead
+        self.preload()
+
+
+def _counting_next(original):
+    def next_batch(self):
+        from rssr_tools.states import POSITION
+
+        return POSITION.count(original(self))
+
+    next_batch.__doc__ = f'{original.__qualname__} that counts the batches of the epoch (rssr_tools.states).'
+    next_batch._rssr_original = original
+    return next_batch
+
+
+def _validation_keeping_rng(original):
+    def validation(self, *args, **kwargs):
+        from rssr_tools.states import rng_state, set_rng_state
+
+        saved = rng_state()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            set_rng_state(saved)
+
+    validation.__doc__ = f'{original.__qualname__} that leaves the random states as it found them.'
+    validation._rssr_original = original
+    return validation
+
+
+def _ordered_yaml():
+    """BasicSR's ``ordered_yaml`` with PyYAML's safe loader (plain values only, key order kept)."""
+    from rssr_tools.options import SafeOrderedLoader
+
+    return SafeOrderedLoader, _ORIGINAL['ordered_yaml']()[1]
+
+
+def _safe_parse_options(root_path, is_train=True):
+    """BasicSR 1.4.2's ``parse_options`` with a safe YAML loader, ``--force_yml`` without ``exec``, checked options.
+
+    The same flags and result as BasicSR's. ``--force_yml`` is applied before
+    the distributed set-up and the seed (BasicSR applies it after, so a forced
+    ``manual_seed`` or ``dist_params`` was shown but not used), then
+    :func:`rssr_tools.options.check_options` names every bad key before
+    anything is built.
+    """
+    import argparse
+    import random
+
+    import torch
+    from basicsr.utils import set_random_seed
+    from basicsr.utils.dist_util import get_dist_info
+
+    from rssr_tools.options import apply_force_yml, check_options, load_options
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true')
+    parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--local_rank', type=int, default=0)
+    parser.add_argument(
+        '--force_yml', nargs='+', default=None, help='Force to update yml files. Examples: train:ema_decay=0.999'
+    )
+    args = parser.parse_args()
+    opt = load_options(args.opt, ordered=True)
+    apply_force_yml(opt, args.force_yml)
+    check_options(opt, is_train, source=args.opt)
+
+    import basicsr.utils.options as options
+
+    if args.launcher == 'none':
+        opt['dist'] = False
+        print('Disable distributed.', flush=True)
+    else:
+        opt['dist'] = True
+        if args.launcher == 'slurm' and 'dist_params' in opt:
+            options.init_dist(args.launcher, **opt['dist_params'])
+        else:
+            options.init_dist(args.launcher)
+    opt['rank'], opt['world_size'] = get_dist_info()
+
+    seed = opt.get('manual_seed')
+    if seed is None:
+        seed = opt['manual_seed'] = random.randint(1, 10000)
+    set_random_seed(seed + opt['rank'])
+
+    opt['auto_resume'] = args.auto_resume
+    opt['is_train'] = is_train
+    if args.debug and not opt['name'].startswith('debug'):
+        opt['name'] = 'debug_' + opt['name']
+    if opt['num_gpu'] == 'auto':
+        opt['num_gpu'] = torch.cuda.device_count()
+
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase.split('_')[0]  # val_1, val_2, test_1, ...
+        if 'scale' in opt:
+            dataset['scale'] = opt['scale']
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if dataset.get(key) is not None:
+                dataset[key] = os.path.expanduser(dataset[key])
+    for key, val in opt['path'].items():
+        if val is not None and ('resume_state' in key or 'pretrain_network' in key):
+            opt['path'][key] = os.path.expanduser(val)
+
+    if is_train:
+        experiments_root = os.path.join(root_path, 'experiments', opt['name'])
+        opt['path']['experiments_root'] = experiments_root
+        opt['path']['models'] = os.path.join(experiments_root, 'models')
+        opt['path']['training_states'] = os.path.join(experiments_root, 'training_states')
+        opt['path']['log'] = experiments_root
+        opt['path']['visualization'] = os.path.join(experiments_root, 'visualization')
+        if 'debug' in opt['name']:
+            if 'val' in opt:
+                opt['val']['val_freq'] = 8
+            opt['logger']['print_freq'] = 1
+            opt['logger']['save_checkpoint_freq'] = 8
+    else:
+        results_root = os.path.join(root_path, 'results', opt['name'])
+        opt['path']['results_root'] = results_root
+        opt['path']['log'] = results_root
+        opt['path']['visualization'] = os.path.join(results_root, 'visualization')
+    return opt, args
 
 
 def _init_dist(launcher, backend='nccl', **kwargs):
@@ -223,7 +426,7 @@ def _parse_options(root_path, is_train=True):
     if script:
         _sync_script_copy(caller.f_globals, module)
     root = os.getcwd() if _is_install_dir(root_path) else root_path
-    opt, args = _ORIGINAL['parse_options'](root, is_train)
+    opt, args = _safe_parse_options(root, is_train)
     if root != root_path:
         if opt['rank'] == 0:
             folder = 'experiments' if is_train else 'results'
@@ -257,14 +460,48 @@ def _patch_entry_points():
 
     for module in (basicsr.train, basicsr.test):
         _BOUND.setdefault(module.__name__, dict(vars(module)))
-    _ORIGINAL.setdefault('parse_options', basicsr.utils.options.parse_options)
     for module in (basicsr.utils.options, basicsr.train, basicsr.test):
         module.parse_options = _parse_options
     _ORIGINAL.setdefault('validation', BaseModel.validation)
     BaseModel.validation = _validation
 
 
-# --- patch_basicsr ----------------------------------------------------------------------------------------------------
+def patch_option_parsing():
+    """Option files through the safe loader and ``--force_yml`` without ``exec`` (see :func:`_safe_parse_options`)."""
+    import basicsr.utils.options as options
+
+    from rssr_tools.options import parse_value
+
+    _ORIGINAL.setdefault('ordered_yaml', options.ordered_yaml)
+    options.ordered_yaml = _ordered_yaml
+    options._postprocess_yml_value = parse_value
+
+
+def patch_checkpoint_saving():
+    """Models and training states: temporary name, fsync, rename; states also hold RNG states and data position."""
+    from basicsr.models.base_model import BaseModel
+    from basicsr.utils.dist_util import master_only
+
+    BaseModel.save_network = master_only(_save_network)
+    BaseModel.save_training_state = master_only(_save_training_state)
+
+
+def patch_exact_resume():
+    """The train loop's prefetchers track the data position and restore a saved one (rssr_tools.states)."""
+    from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
+    from basicsr.models.base_model import BaseModel
+
+    # Validation runs after a save; its data loaders draw from the global RNG, so without this the
+    # training after a validation would depend on it and a resumed run (no validation at its start) would differ.
+    BaseModel.validation = _validation_keeping_rng(
+        getattr(BaseModel.validation, '_rssr_original', BaseModel.validation)
+    )
+    for cls in (CPUPrefetcher, CUDAPrefetcher):
+        original = getattr(cls.next, '_rssr_original', cls.next)
+        cls.next = _counting_next(original)
+        cls.reset = _prefetcher_reset
+
+
 def patch_basicsr():
     """Install the changes listed in the module docstring into BasicSR (idempotent)."""
     import basicsr.archs
@@ -282,3 +519,6 @@ def patch_basicsr():
     basicsr.utils.options.init_dist = _init_dist
     BaseModel.model_to_device = _model_to_device
     BaseModel.load_network = _load_network
+    patch_option_parsing()
+    patch_checkpoint_saving()
+    patch_exact_resume()  # after _patch_entry_points: it wraps the DDP-safe validation

@@ -61,20 +61,21 @@ class RSPairedDataset(data.Dataset):
 
     Args:
         opt (dict): Config for the dataset. It contains the following keys:
-            dataroot_gt (str): HR folder, or ``.lmdb`` folder.
-            dataroot_lq (str): LR folder or ``.lmdb`` (not needed with ``lq_from_gt``).
-            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}``.
-            scale (int): Upscale factor (BasicSR sets it from the top-level ``scale``).
+            dataroot_gt (str): HR folder, or ``.lmdb`` folder. Required.
+            dataroot_lq (str): LR folder or ``.lmdb``. Required unless lq_from_gt.
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}``. Default: disk.
+            scale (int): Upscale factor (BasicSR sets it from the top-level ``scale``). Required.
             phase (str): 'train' crops and augments; other phases return whole images.
-            gt_size (int): HR crop size for training.
-            use_hflip (bool): Random horizontal flips for training.
-            use_rot (bool): Random vertical flips and transposes for training.
+            gt_size (int): HR crop size. Required for training.
+            use_hflip (bool): Random horizontal flips for training. Default: False.
+            use_rot (bool): Random vertical flips and transposes for training. Default: False.
             filename_tmpl (str): LR stem template, e.g. '{}x4'. Default: '{}'.
             meta_info_file (str): Split file listing the HR images to use, one
                 relative path per line (all images when absent).
             lq_from_gt (bool): Make LR from HR by MATLAB bicubic. Default: False.
             recursive (bool): Look into sub-folders. Default: True.
             Unknown keys are refused, so that typos do not pass silently.
+            (rssr_tools.options checks these types and the Required keys at start-up.)
     """
 
     def __init__(self, opt):
@@ -222,16 +223,21 @@ class _PresetDataset(RSPairedDataset):
     GT_SIZE = None
 
     def __init__(self, opt):
+        super().__init__(self.expand_options(opt))
+
+    @classmethod
+    def expand_options(cls, opt):
+        """The options as :class:`RSPairedDataset` reads them (folders from ``root``, the preset ``gt_size``)."""
         opt = dict(opt)
         split = opt.pop('split', 'val' if opt['phase'].startswith('val') else opt['phase'])
         if 'root' in opt:
             root = opt.pop('root')
             opt.setdefault('dataroot_gt', osp.join(root, split, 'HR'))
             if not opt.get('lq_from_gt'):
-                opt.setdefault('dataroot_lq', osp.join(root, split, f'LR_x{opt["scale"]}'))
-        if self.GT_SIZE and opt['phase'] == 'train':
-            opt.setdefault('gt_size', self.GT_SIZE)
-        super().__init__(opt)
+                opt.setdefault('dataroot_lq', osp.join(root, split, f'LR_x{opt.get("scale")}'))
+        if cls.GT_SIZE and opt['phase'] == 'train':
+            opt.setdefault('gt_size', cls.GT_SIZE)
+        return opt
 
 
 @DATASET_REGISTRY.register()

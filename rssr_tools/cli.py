@@ -15,6 +15,17 @@ def _root_path():
     return os.path.abspath(os.getcwd())
 
 
+def _run_pipeline(pipeline):
+    """Run a BasicSR pipeline; a bad option file or training state ends it with its message, not a traceback."""
+    from rssr_tools.options import OptionError
+    from rssr_tools.states import StateError
+
+    try:
+        pipeline(_root_path())
+    except (OptionError, StateError) as error:
+        sys.exit(f'error: {error}')
+
+
 def train():
     """``rssr-train -opt X.yml [--launcher pytorch] [--auto_resume] [--debug] [--force_yml k=v]``."""
     import rssr_tools
@@ -22,7 +33,7 @@ def train():
     rssr_tools.import_registries()
     from basicsr.train import train_pipeline
 
-    train_pipeline(_root_path())
+    _run_pipeline(train_pipeline)
 
 
 def test():
@@ -32,7 +43,7 @@ def test():
     rssr_tools.import_registries()
     from basicsr.test import test_pipeline
 
-    test_pipeline(_root_path())
+    _run_pipeline(test_pipeline)
 
 
 def infer(argv=None):

@@ -117,16 +117,17 @@ def main(argv=None):
     if not osp.isfile(args.opt):
         parser.error(f'option file {args.opt} not found; run from the rssr checkout or pass -opt.')
 
-    import yaml
-
     import rssr_tools
     from rssr_data.demo import make_demo_dataset
+    from rssr_tools.options import OptionError, load_options
 
     rssr_tools.import_registries()
     from basicsr.utils.options import parse_options
 
-    with open(args.opt) as f:
-        opt = yaml.safe_load(f)
+    try:
+        opt = load_options(args.opt)
+    except OptionError as error:
+        parser.error(str(error))
     val = opt['datasets']['val']
     make_demo_dataset(osp.dirname(osp.dirname(val['dataroot_gt'])), scale=opt['scale'])
 

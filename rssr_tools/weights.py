@@ -212,14 +212,12 @@ def model_options(opt_path):
         ``param_key_g`` (default 'params'), ``strict_load_g`` (default True),
         ``model_type`` and ``name``.
     """
-    import yaml
+    from rssr_tools.options import load_options
 
-    try:
-        with open(opt_path) as f:
-            opt = yaml.safe_load(f)
-        network = dict(opt['network_g'])
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as error:
-        raise ValueError(f'{opt_path}: no readable network_g section ({error!r}).') from error
+    opt = load_options(opt_path)  # safe loader: an OptionError (ValueError) names the file and line
+    if not isinstance(opt.get('network_g'), dict):
+        raise ValueError(f'{opt_path}: no network_g section (a mapping with the arch type and its options).')
+    network = dict(opt['network_g'])
     path = opt.get('path') or {}
     return {
         'network_g': network,

@@ -8,8 +8,7 @@ The output holds ``{'params': state_dict}``, loadable with ``path.pretrain_netwo
 import argparse
 import os
 
-import torch
-
+from rssr_tools.states import save_atomic
 from rssr_tools.weights import WeightsError, read_state_dict
 
 
@@ -31,14 +30,13 @@ def main():
         state = read_state_dict(args.input, official=True, arch=args.arch, trust_pickle=args.trust_pickle)
     except (WeightsError, FileNotFoundError) as error:
         parser.exit(2, f'convert_official_checkpoint: {error}\n')
-    tmp = args.output + '.tmp'
     if args.output.endswith('.safetensors'):
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        save_file({k: v.contiguous() for k, v in state.items()}, tmp)
+        tensors = {k: v.contiguous() for k, v in state.items()}
+        save_atomic(tensors, args.output, lambda obj, f: f.write(save(obj)))
     else:
-        torch.save({'params': state}, tmp)
-    os.replace(tmp, args.output)
+        save_atomic({'params': state}, args.output)  # temporary name, fsync, rename
     print(f'{args.arch}: {len(state)} tensors -> {args.output}')
 
 

@@ -255,8 +255,8 @@ def _bad_train_key(opt):
 @pytest.mark.parametrize(
     'spoil, expected',
     [
-        (_bad_arch_type, ["No object named 'FATT' found in 'arch' registry"]),
-        (_bad_network_key, ["network type 'FAT'", 'num_blok', "'num_blocks'"]),
+        (_bad_arch_type, ["network_g.type: no network named 'FATT' is registered"]),
+        (_bad_network_key, ['network_g.num_blok: FAT takes no such option', "'num_blocks'"]),
         (_bad_train_key, ["Unknown key(s) ['pixle_opt'] under `train`", 'Fix the spelling']),
     ],
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rssr_tools.states import read_training_state
 from tests.helpers.options import dump, tiny_train_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def test_train_then_resume_on_cpu(tmp_path, how):
     run([sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', opt], cwd=tmp_path)
     exp = tmp_path / 'experiments' / 'resume'
     assert _states(exp) == [2, 4]
-    first = torch.load(exp / 'training_states' / '4.state', weights_only=False)
+    first = read_training_state(exp / 'training_states' / '4.state')
     assert first['iter'] == 4 and _adam_steps(first) == {4}
 
     # argparse keeps only the last --force_yml, so every override goes into one.
@@ -81,7 +82,7 @@ def test_train_then_resume_on_cpu(tmp_path, how):
         cwd=tmp_path,
     )
     assert 'Resuming training from epoch' in out and 'iter: 4.' in out
-    final = torch.load(exp / 'training_states' / '6.state', weights_only=False)
+    final = read_training_state(exp / 'training_states' / '6.state')
     # Adam counted 6 steps in total: its state (and step count) came back from 4.state.
     assert final['iter'] == 6 and _adam_steps(final) == {6}
     assert not any(p.name.startswith('resume_archived') for p in (tmp_path / 'experiments').iterdir())
@@ -172,4 +173,6 @@ def test_unknown_network_option_names_the_key(tmp_path):
         timeout=600,
     )
     assert proc.returncode != 0
-    assert "network type 'MSRResNet'" in proc.stderr and 'num_blok' in proc.stderr and "'num_block'" in proc.stderr
+    # Named at start-up (rssr_tools.options), before any folder or data loader is made.
+    assert 'network_g.num_blok: MSRResNet takes no such option' in proc.stderr and "'num_block'" in proc.stderr
+    assert not (tmp_path / 'experiments').exists()

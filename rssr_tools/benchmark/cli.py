@@ -8,9 +8,10 @@ from os import path as osp
 
 import numpy as np
 import torch
-import yaml
 
 import rssr_tools
+from rssr_tools.options import OptionError
+from rssr_tools.options import load_options as read_option_file
 
 from .cost import MEMORY_METHODS, measure_cost
 from .models import build_benchmark_model, model_spec
@@ -139,8 +140,7 @@ def _device_text(device):
 
 
 def load_options(opt_path, args=None):
-    with open(opt_path) as f:
-        opt = yaml.safe_load(f)
+    opt = read_option_file(opt_path)
     if args is not None:
         for key in ('device', 'quality'):
             if getattr(args, key):
@@ -175,7 +175,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not osp.isfile(args.opt):
         parser.error(f'option file {args.opt} not found')
-    opt = load_options(args.opt, args)
+    try:
+        opt = load_options(args.opt, args)
+    except OptionError as error:
+        sys.exit(f'rssr-bench: {error}')
     if args.data_only:
         rssr_tools.import_registries()
         for name, dataset_opt in (opt.get('datasets') or {}).items():

@@ -21,8 +21,8 @@ def write_pairs(root, num=4, hr_size=32, scale=4, seed=0):
     return folders
 
 
-def tiny_train_options(data_root, name='tiny', total_iter=4, save_freq=2, **train_overrides):
-    folders = write_pairs(data_root)
+def tiny_train_options(data_root, name='tiny', total_iter=4, save_freq=2, num_images=4, workers=0, **train_overrides):
+    folders = write_pairs(data_root, num=num_images)
     dataset = dict(
         type='PairedImageDataset',
         dataroot_gt=folders['HR'],
@@ -51,7 +51,7 @@ def tiny_train_options(data_root, name='tiny', total_iter=4, save_freq=2, **trai
                 gt_size=16,
                 use_hflip=True,
                 use_rot=True,
-                num_worker_per_gpu=0,
+                num_worker_per_gpu=workers,
                 batch_size_per_gpu=2,
                 dataset_enlarge_ratio=1,
                 prefetch_mode=None,
