@@ -170,7 +170,7 @@ class RSPairedDataset(data.Dataset):
                 )
         return [(key, None if self.lq_from_gt else key) for key in gt_keys]
 
-    def _read(self, path, client_key):
+    def _read(self, path, client_key, to_float=True):
         if self.file_client is None:
             self.file_client = FileClient(self.io_opt.pop('type'), **self.io_opt)
         root = self.gt_root if client_key == 'gt' else self.lq_root
@@ -179,7 +179,7 @@ class RSPairedDataset(data.Dataset):
             content = self.file_client.get(path, client_key)
         except (OSError, KeyError, TypeError) as error:
             raise ImageError(f'{name}: cannot be read ({error}); check the file or rebuild the LMDB.') from error
-        return decode(content, name)
+        return decode(content, name, to_float)
 
     def __getitem__(self, index):
         gt_path, lq_path = self.pairs[index]
