@@ -10,7 +10,9 @@ versions and each image's PSNR against its original. Resumable (--resume).
 """
 
 import argparse
+import json
 import math
+import os
 import sys
 from os import path as osp
 
@@ -19,7 +21,7 @@ import rssr_compat  # noqa: F401
 from rssr_data.denoise import DEFAULT_STRENGTH, METHODS, denoise, psnr
 from rssr_data.image_io import ImageError
 
-from .image_jobs import Run, Source, execute
+from .image_jobs import PROVENANCE, Run, Source, execute
 
 
 class Denoiser:
@@ -68,6 +70,100 @@ def settings_from(args, method):
     if method == 'nlm':
         return strength, {'h_color': args.h_color, 'template_size': args.nlm_template, 'search_size': args.nlm_search}
     return strength, {'profile': args.bm3d_profile}
+
+
+def _denoise_copy(job):
+    """Denoise ``hr_src`` into ``hr_dst`` (atomic); returns (key, record)."""
+    key, hr_src, hr_dst, method, strength, options = job
+    from rssr_data.image_io import decode
+
+    from .image_jobs import write_image
+
+    with open(hr_src, 'rb') as f:
+        img = decode(f.read(), hr_src, to_float=False)
+    out = denoise(img, method, strength, **options)
+    write_image(hr_dst, out)
+    return key, _record(img, out)
+
+
+def denoise_splits(src, out, splits, method, strength, options, workers=1):
+    """Denoised HR copies for ``prepare_dataset.py --denoise``: ``<out>/<split>/HR/<rel>`` (JPEG/WebP -> .png).
+
+    Resumable (existing copies are kept; the settings must match the first run's);
+    writes ``<out>/provenance.json`` like denoise_hr.py. Returns {split: [(rel, hr_dst)]}.
+    """
+    from multiprocessing import Pool
+
+    from tqdm import tqdm
+
+    from .image_jobs import RECORDS_FILE, RUN_FILE, output_name, versions, write_json
+
+    settings = {'tool': 'prepare_dataset --denoise', 'method': method, 'strength': strength, 'options': options}
+    settings = json.loads(json.dumps(settings))
+    targets = {
+        name: [(rel, osp.join(out, name, 'HR', output_name(rel))) for rel in files] for name, files in splits.items()
+    }
+    previous = None
+    for name in (RUN_FILE, PROVENANCE):
+        if osp.isfile(osp.join(out, name)):
+            with open(osp.join(out, name)) as f:
+                previous = previous or json.load(f).get('settings')
+    existing = [dst for pairs in targets.values() for _, dst in pairs if osp.isfile(dst)]
+    if previous is None and existing:
+        raise FileExistsError(f'{existing[0]} exists but {out} was prepared without --denoise; use another --out.')
+    if previous is not None and previous != settings:
+        raise ValueError(f'{out} was prepared with other denoising settings ({previous}); use another --out.')
+    os.makedirs(out, exist_ok=True)
+    write_json(osp.join(out, RUN_FILE), {'settings': settings})
+    jobs = [
+        (osp.splitext(rel)[0].replace(os.sep, '/'), osp.join(src, rel), dst, method, strength, options)
+        for pairs in targets.values()
+        for rel, dst in pairs
+        if not osp.isfile(dst)
+    ]
+    records_path = osp.join(out, RECORDS_FILE)
+    with Pool(workers) as pool, open(records_path, 'a') as log:
+        for key, record in tqdm(pool.imap_unordered(_denoise_copy, jobs), total=len(jobs), desc=f'{method} HR'):
+            log.write(json.dumps({'key': key, 'record': record}) + '\n')
+            log.flush()
+    records = {}
+    if osp.isfile(osp.join(out, PROVENANCE)):
+        with open(osp.join(out, PROVENANCE)) as f:
+            records.update(json.load(f).get('images', {}))
+    with open(records_path) as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # cut by an interruption
+                continue
+            records[entry['key']] = entry['record']
+    for pairs in targets.values():  # records cut by an interruption: from the files
+        for rel, dst in pairs:
+            key = osp.splitext(rel)[0].replace(os.sep, '/')
+            if key not in records:
+                _, records[key] = _psnr_of_files(key, osp.join(src, rel), dst)
+    provenance = {
+        'settings': settings,
+        'input': osp.abspath(src),
+        'output': osp.abspath(out),
+        'command': ' '.join(sys.argv),
+        'versions': versions(*(('bm3d',) if method == 'bm3d' else ())),
+        'images': dict(sorted(records.items())),
+    }
+    write_json(osp.join(out, PROVENANCE), provenance)
+    for name in (RUN_FILE, RECORDS_FILE):
+        os.remove(osp.join(out, name))
+    return targets
+
+
+def _psnr_of_files(key, original, denoised):
+    from rssr_data.image_io import decode
+
+    images = []
+    for path in (original, denoised):
+        with open(path, 'rb') as f:
+            images.append(decode(f.read(), path, to_float=False))
+    return key, _record(*images)
 
 
 def main(argv=None):

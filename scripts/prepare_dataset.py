@@ -12,12 +12,17 @@ UC Merced / AID numbers, put the split lists of the HSENet archive into <out>/sp
 first ({train,val,test}.txt, relative paths): existing split files are always reused.
 Re-running after an interruption only does what is missing. Replaces the official
 MATLAB generate_mod_LR_bic.m (LR = imresize(modcrop(HR, s), 1/s), MATLAB kernel).
+
+--denoise nlm|bm3d writes denoised HR copies instead of plain ones (JPEG inputs
+become .png) and makes the LR from them, with <out>/provenance.json (method,
+strength, each image's PSNR against its original); see scripts/denoise_hr.py.
 """
 
 import argparse
 import sys
 import time
 from multiprocessing import Pool
+from os import path as osp
 
 import rssr_compat  # noqa: F401
 
@@ -25,6 +30,7 @@ from tqdm import tqdm
 
 from rssr_data.image_io import ImageError
 from rssr_data.prepare import plan, run_job
+from rssr_tools.denoise import add_arguments, denoise_splits, settings_from
 
 
 def main(argv=None):
@@ -36,14 +42,20 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--fractions', type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=('TRAIN', 'VAL', 'TEST'))
     parser.add_argument('--workers', type=int, default=2)
+    add_arguments(parser, required=False)
     args = parser.parse_args(argv)
     start = time.time()
     try:
         splits, jobs = plan(args.src, args.out, args.dataset, args.scales, args.seed, args.fractions)
+        if args.denoise:  # denoised HR copies first, then LR from them
+            strength, options = settings_from(args, args.denoise)
+            targets = denoise_splits(args.src, args.out, splits, args.denoise, strength, options, args.workers)
+            denoised = {osp.join(args.src, rel): dst for pairs in targets.values() for rel, dst in pairs}
+            jobs = [(denoised[src], denoised[src], lr, scale) for src, _, lr, scale in jobs if lr]
         with Pool(args.workers) as pool:
             for _ in tqdm(pool.imap_unordered(run_job, jobs), total=len(jobs), desc='HR copies / LR images'):
                 pass
-    except (ImageError, FileNotFoundError, ValueError, OSError) as error:
+    except (ImageError, FileNotFoundError, ValueError, OSError, ImportError) as error:
         sys.exit(f'prepare_dataset: {error}')
     counts = ', '.join(f'{name} {len(files)}' for name, files in splits.items())
     print(
