@@ -206,7 +206,6 @@ def main(argv=None):
     print(
         f'{args.output}: {len(values)} images ({args.method}, strength {strength}); mean PSNR vs original {mean:.2f} dB'
     )
-    return provenance
 
 
 if __name__ == '__main__':

@@ -46,7 +46,7 @@ def main():
     for method in ('nlm', 'bm3d'):
         out = denoise(hr, method)
         panels.append((f'{method.upper()} HR\n{psnr(hr, out):.1f} dB vs HR', out))
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.75 * len(panels), 2.2))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.75 * len(panels), 2.5))
     for ax, (title, img) in zip(axes, panels):
         shown = cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST)
         ax.imshow(shown[..., ::-1])
