@@ -229,6 +229,9 @@ class Run:
 
     def finish(self, recover, extra=None, library_versions=()):
         """Write provenance.json (records missing from the log come from ``recover(key, rel, target)``); pack LMDB."""
+        if self.done:  # an LMDB packed by an earlier run with these settings
+            with open(osp.join(self.out, PROVENANCE)) as f:
+                return json.load(f)
         records = {}
         if osp.isfile(osp.join(self.dir, PROVENANCE)):  # a finished run resumed: its records stand
             with open(osp.join(self.dir, PROVENANCE)) as f:
@@ -299,6 +302,8 @@ def execute(run, factory, kwargs, workers=1, batch_size=1, desc='images'):
     """
     from tqdm import tqdm
 
+    if run.done:
+        return
     batches = [run.todo[i : i + batch_size] for i in range(0, len(run.todo), batch_size)]
     run.start()
     with tqdm(total=len(run.todo), desc=desc, unit='img') as bar:

@@ -195,6 +195,12 @@ def test_lmdb_in_and_out_match_folders(tmp_path):
     degrade_main(['--input', str(src), '--output', str(tmp_path / 'LR'), '--scale', '4'])
     degrade_main(['--input', str(tmp_path / 'HR.lmdb'), '--output', str(tmp_path / 'LR.lmdb'), '--scale', '4'])
     assert (tmp_path / 'LR.lmdb' / 'provenance.json').is_file() and not (tmp_path / 'LR.lmdb.staging').exists()
+    packed = outputs(tmp_path / 'LR.lmdb')
+    degrade_main(
+        ['--input', str(tmp_path / 'HR.lmdb'), '--output', str(tmp_path / 'LR.lmdb'), '--scale', '4', '--resume']
+    )
+    assert outputs(tmp_path / 'LR.lmdb') == packed  # finished: nothing to do
+    assert 'LR.lmdb exists' in refused('--input', tmp_path / 'HR.lmdb', '--output', tmp_path / 'LR.lmdb', '--scale', 4)
     import lmdb
 
     env = lmdb.open(str(tmp_path / 'LR.lmdb'), readonly=True, lock=False)
