@@ -69,8 +69,9 @@ setup(
         'safetensors',
     ],
     extras_require={
-        'test': ['pytest', 'rasterio'],  # rasterio: the GeoTIFF tests
+        'test': ['pytest', 'rasterio', 'bm3d'],  # rasterio: the GeoTIFF tests; bm3d: the denoising tests
         'geo': ['rasterio'],
+        'denoise': ['bm3d'],  # --method bm3d of denoise_hr.py / prepare_dataset.py
     },
     entry_points={
         'console_scripts': [
@@ -79,6 +80,8 @@ setup(
             'rssr-infer=rssr_tools.cli:infer',
             'rssr-bench=rssr_tools.cli:bench',
             'rssr-demo=rssr_tools.cli:demo',
+            'rssr-degrade=rssr_tools.cli:degrade',
+            'rssr-denoise=rssr_tools.cli:denoise',
         ],
     },
 )

@@ -153,10 +153,10 @@ class RSPairedDataset(data.Dataset):
                 )
         return [(key, None if self.lq_from_gt else key) for key in gt_keys]
 
-    def _read(self, path, client_key):
+    def _read(self, path, client_key, to_float=True):
         backend = self.io_opt['type']
         if backend == 'disk':
-            return decode(read_bytes(path), path)
+            return decode(read_bytes(path), path, to_float)
         root = self.gt_root if client_key == 'gt' else self.lq_root
         name = f'{root}:{path}' if backend == 'lmdb' else path
         if self.file_client is None:  # opened in the worker process that reads (LMDB handles do not survive fork)
@@ -178,7 +178,7 @@ class RSPairedDataset(data.Dataset):
                 content = self.file_client.get(path, client_key)
         except (OSError, KeyError, TypeError, lmdb.Error) as error:
             raise ImageError(f'{name}: cannot be read ({error}); check the file or rebuild the LMDB.') from error
-        return decode(content, name)
+        return decode(content, name, to_float)
 
     def __getitem__(self, index):
         gt_path, lq_path = self.pairs[index]

@@ -1,4 +1,5 @@
-"""Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``.
+"""Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``,
+``rssr-degrade``, ``rssr-denoise``.
 
 ``scripts/<name>.py`` call the same functions. Train and test are aliases of
 ``python -m basicsr.train`` / ``python -m basicsr.test``: BasicSR's own
@@ -63,5 +64,19 @@ def bench(argv=None):
 def demo(argv=None):
     """``rssr-demo``: the built-in demo (see :mod:`rssr_tools.demo`)."""
     from rssr_tools.demo import main
+
+    return main(sys.argv[1:] if argv is None else argv)
+
+
+def degrade(argv=None):
+    """``rssr-degrade``: Real-ESRGAN second-order LR images (see :mod:`rssr_tools.degrade`)."""
+    from rssr_tools.degrade import main
+
+    return main(sys.argv[1:] if argv is None else argv)
+
+
+def denoise(argv=None):
+    """``rssr-denoise``: NLM / BM3D-denoised HR copies (see :mod:`rssr_tools.denoise`)."""
+    from rssr_tools.denoise import main
 
     return main(sys.argv[1:] if argv is None else argv)

@@ -18,6 +18,10 @@ Every HR is validated before it is copied (empty, corrupt, truncated, above
 nor downscaled, the others are, and the bad ones are listed at the end (exit
 status 1). Split-file entries must be relative paths inside --src ('..' and
 absolute paths are refused), so nothing is ever written outside --out.
+
+--denoise nlm|bm3d writes denoised HR copies instead of plain ones (JPEG inputs
+become .png) and makes the LR from them, with <out>/provenance.json (method,
+strength, each image's PSNR against its original); see scripts/denoise_hr.py.
 """
 
 import argparse
@@ -25,6 +29,7 @@ import sys
 import time
 from functools import partial
 from multiprocessing import Pool
+from os import path as osp
 
 import rssr_compat  # noqa: F401
 
@@ -32,6 +37,7 @@ from tqdm import tqdm
 
 from rssr_data.image_io import MAX_PIXELS, ImageError
 from rssr_data.prepare import plan, run_job
+from rssr_tools.denoise import add_arguments, denoise_splits, settings_from
 
 
 def main(argv=None):
@@ -49,17 +55,23 @@ def main(argv=None):
         default=MAX_PIXELS,
         help=f'refuse images above this many pixels (default {MAX_PIXELS})',
     )
+    add_arguments(parser, required=False)
     args = parser.parse_args(argv)
     start = time.time()
     failed = {}
     try:
         splits, jobs = plan(args.src, args.out, args.dataset, args.scales, args.seed, args.fractions)
+        if args.denoise:  # denoised HR copies first, then LR from them
+            strength, options = settings_from(args, args.denoise)
+            targets = denoise_splits(args.src, args.out, splits, args.denoise, strength, options, args.workers)
+            denoised = {osp.join(args.src, rel): dst for pairs in targets.values() for rel, dst in pairs}
+            jobs = [(denoised[src], denoised[src], lr, scale) for src, _, lr, scale in jobs if lr]
         with Pool(args.workers) as pool:
             work = pool.imap_unordered(partial(run_job, max_pixels=args.max_pixels), jobs)
             for job, error in tqdm(work, total=len(jobs), desc='HR copies / LR images'):
                 if error:
                     failed.setdefault(job[0], error)  # one line per HR, whatever the number of scales
-    except (ImageError, FileNotFoundError, ValueError, OSError) as error:
+    except (ImageError, FileNotFoundError, ValueError, OSError, ImportError) as error:
         sys.exit(f'prepare_dataset: {error}')
     if failed:
         sys.exit(

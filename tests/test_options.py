@@ -11,6 +11,7 @@ import rssr_arch  # noqa: F401
 import rssr_data  # noqa: F401
 import rssr_loss  # noqa: F401
 import rssr_model  # noqa: F401
+from rssr_data.real_degradations import load_config
 from rssr_data.rs_paired_dataset import BASICSR_KEYS, OWN_KEYS, RSPairedDataset
 from rssr_model.rssr_model import TRAIN_KEYS
 
@@ -27,14 +28,18 @@ def test_option_file_is_consistent(path):
     for phase, dataset in opt['datasets'].items():
         assert phase == 'train' or phase.startswith(('val', 'test')), phase
         assert dataset['type'] in DATASET_REGISTRY, dataset['type']
-        if issubclass(DATASET_REGISTRY.get(dataset['type']), RSPairedDataset):
-            assert set(dataset) <= OWN_KEYS | BASICSR_KEYS | {'root', 'split'}, dataset
+        cls = DATASET_REGISTRY.get(dataset['type'])
+        if issubclass(cls, RSPairedDataset):
+            extra = getattr(cls, 'EXTRA_KEYS', frozenset())
+            assert set(dataset) <= OWN_KEYS | BASICSR_KEYS | extra | {'root', 'split'}, dataset
+        if 'degradation' in dataset:
+            load_config(dataset['degradation'])
     net_opt = dict(opt['network_g'])
     arch = ARCH_REGISTRY.get(net_opt.pop('type'))
     if 'upscale' in net_opt:
         assert net_opt['upscale'] == opt['scale']
     if 'train' in opt:
-        if opt['model_type'] == 'RSSRModel':
+        if opt['model_type'] in ('RSSRModel', 'RSSRRealModel'):
             assert set(opt['train']) <= TRAIN_KEYS
         for key in ('pixel_opt', 'perceptual_opt', 'local_opt'):
             if key in opt['train']:

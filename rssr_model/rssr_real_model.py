@@ -1,0 +1,55 @@
+import torch
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from rssr_data.real_degradations import RealDegradation, quantize, unbatch
+
+from .rssr_model import RSSRModel
+
+
+@MODEL_REGISTRY.register()
+class RSSRRealModel(RSSRModel):
+    """:class:`~rssr_model.rssr_model.RSSRModel` trained on LR images degraded on the fly, as Real-ESRNet.
+
+    The pair of BasicSR's ``RealESRNetModel`` for
+    :class:`~rssr_data.rs_real_dataset.RSRealESRGANDataset`: a batch that carries
+    ``degradation`` draws (kernels, resize factors, noise, JPEG, drawn by the
+    dataset in its workers) is degraded here, on the model's device
+    (:class:`~rssr_data.real_degradations.RealDegradation`), and rounded to the
+    HR's bit depth; any other batch (paired validation/test data) is used as
+    is. Everything else is RSSRModel's: deep supervision of every output
+    (TSFNet's final and stage-1), the pixel / perceptual / local loss slots
+    (FAT's L1 + VGG + extremum/variance objective), validation and saving.
+
+    Unlike Real-ESRNet there is no training-pair queue: the dataset draws
+    every image's degradation separately, so a batch is already mixed.
+
+    Options (top level, as Real-ESRGAN's): ``gt_usm`` (bool): train towards the
+    USM-sharpened HR (Real-ESRNet's default; rssr's default False keeps the HR
+    file as the target, as the FAT repository's LR tool pairs them).
+    """
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.degrader = RealDegradation(opt['scale']).to(self.device)
+        self.gt_usm = bool(opt.get('gt_usm', False))
+        self._validating = False
+
+    @torch.no_grad()
+    def feed_data(self, data):
+        if 'degradation' not in data:
+            return super().feed_data(data)
+        self.gt = data['gt'].to(self.device)
+        draws = data['degradation']
+        batch = [unbatch(draws, i) for i in range(self.gt.size(0))]
+        lq = self.degrader(self.gt, batch)
+        peaks = lq.new_tensor([d['peak'] for d in batch]).view(-1, 1, 1, 1)
+        self.lq = quantize(lq, peaks).contiguous()
+        if self.gt_usm and not self._validating:
+            self.gt = self.degrader.usm_sharpener(self.gt)
+
+    def nondist_validation(self, *args, **kwargs):
+        self._validating = True  # validation targets are the HR files
+        try:
+            return super().nondist_validation(*args, **kwargs)
+        finally:
+            self._validating = False
