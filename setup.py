@@ -35,6 +35,7 @@ setup(
             'rssr-infer=rssr_tools.cli:infer',
             'rssr-bench=rssr_tools.cli:bench',
             'rssr-demo=rssr_tools.cli:demo',
+            'rssr-lam=rssr_tools.cli:lam',
         ],
     },
 )

@@ -1,4 +1,4 @@
-"""Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``.
+"""Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``, ``rssr-lam``.
 
 ``scripts/<name>.py`` call the same functions. Train and test are BasicSR's
 own pipelines with rssr's registries and :func:`rssr_compat.patch_basicsr`
@@ -51,5 +51,12 @@ def bench(argv=None):
 def demo(argv=None):
     """``rssr-demo``: the built-in demo (see :mod:`rssr_tools.demo`)."""
     from rssr_tools.demo import main
+
+    return main(sys.argv[1:] if argv is None else argv)
+
+
+def lam(argv=None):
+    """``rssr-lam -opt X.yml --image IMG --window X Y SIZE --output DIR`` (see :mod:`rssr_tools.lam`)."""
+    from rssr_tools.lam import main
 
     return main(sys.argv[1:] if argv is None else argv)
