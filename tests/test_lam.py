@@ -254,3 +254,32 @@ def test_hr_sample_through_the_project_lr_function(samples_dir, tmp_path):
     assert lr.shape == (3, 120, 120) and lr.dtype == torch.float32
     np.testing.assert_array_equal(lr_rgb, expected)
     np.testing.assert_allclose(lr.numpy().transpose(1, 2, 0), expected / 255.0, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    'extra, message',
+    [
+        (['--kernel-size', '4'], 'kernel_size must be a positive odd integer'),
+        (['--steps', '0'], 'steps must be an integer >= 1'),
+        (['--weights', 'missing.pth'], 'pass --random-init'),
+    ],
+    ids=['even kernel', 'no steps', 'missing weights'],
+)
+def test_bad_settings_are_refused_before_anything_runs(tiny_setup, capsys, extra, message):
+    tmp_path, args = tiny_setup
+    out = tmp_path / 'out'
+    argv = ['--arch', 'EDSR', '--scale', '4', '--arch-opt', 'num_feat=8', '--arch-opt', 'num_block=1']
+    assert main(argv + args + extra + ['--window', '0', '0', '8', '--output', str(out)]) == 1
+    assert message in capsys.readouterr().err
+    _assert_nothing_written(tmp_path, out)
+
+
+def test_readme_figure_option_file_builds_its_three_models():
+    from rssr_tools.lam.cli import option_specs, prepare_models
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'options', 'benchmark_lam_small_x4.yml')
+    specs = option_specs(path)
+    assert [s['name'] for s in specs] == ['TSFNet-S', 'FAT-S', 'EDSR-S']
+    models, scale = prepare_models(specs, torch.device('cpu'), random_init=True)
+    assert scale == 4 and [type(net).__name__ for _, net, _ in models] == ['TSFNet', 'FAT', 'EDSR']
+    assert all(weights is None and not net.training for _, net, weights in models)

@@ -413,6 +413,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch', type=int, default=1, help='path steps per forward/backward (default: 1)')
     parser.add_argument('--alpha', type=float, default=0.3, help='weight of the LR image in blend.png (default: 0.3)')
     parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto (default: auto)')
+    parser.add_argument('--threads', type=int, help="CPU threads for PyTorch (default: PyTorch's)")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     if not args.opt and not args.arch:
@@ -428,6 +429,8 @@ def main(argv=None):
 
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         specs = [spec for path in args.opt for spec in option_specs(path)]
         if args.arch:
