@@ -18,6 +18,7 @@ after every model succeeded; on an error the temporary folder is removed and
 
 import argparse
 import csv
+import functools
 import inspect
 import json
 import logging
@@ -303,6 +304,8 @@ def run_lam(
         device = resolve_device(device)
     settings = {'steps': steps, 'sigma': sigma, 'kernel_size': kernel_size, 'batch': batch}
     check_settings(**settings)
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise ValueError(f'--output {out_dir} exists and is not a folder; choose another path.')
     models, scale = prepare_models(specs, device, scale, random_init, trust_pickle)
     lr, lr_rgb = load_lr(image, scale, lr_input)
     check_window(window, (lr.shape[1] * scale, lr.shape[2] * scale))
@@ -455,6 +458,7 @@ def main(argv=None):
             args.random_init,
             args.trust_pickle,
             not args.no_progress,
+            log=functools.partial(print, flush=True),
         )
     except (ValueError, TypeError, FileNotFoundError, ImageError, WeightsError, RuntimeError) as error:
         print(f'rssr-lam: error: {error}', file=sys.stderr)
