@@ -82,6 +82,7 @@ setup(
             'rssr-demo=rssr_tools.cli:demo',
             'rssr-degrade=rssr_tools.cli:degrade',
             'rssr-denoise=rssr_tools.cli:denoise',
+            'rssr-lam=rssr_tools.cli:lam',
         ],
     },
 )

@@ -1,5 +1,5 @@
 """Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``,
-``rssr-degrade``, ``rssr-denoise``.
+``rssr-degrade``, ``rssr-denoise``, ``rssr-lam``.
 
 ``scripts/<name>.py`` call the same functions. Train and test are aliases of
 ``python -m basicsr.train`` / ``python -m basicsr.test``: BasicSR's own
@@ -78,5 +78,12 @@ def degrade(argv=None):
 def denoise(argv=None):
     """``rssr-denoise``: NLM / BM3D-denoised HR copies (see :mod:`rssr_tools.denoise`)."""
     from rssr_tools.denoise import main
+
+    return main(sys.argv[1:] if argv is None else argv)
+
+
+def lam(argv=None):
+    """``rssr-lam -opt X.yml --image IMG --window X Y SIZE --output DIR`` (see :mod:`rssr_tools.lam`)."""
+    from rssr_tools.lam import main
 
     return main(sys.argv[1:] if argv is None else argv)
