@@ -25,8 +25,9 @@ setup(
         'safetensors',
     ],
     extras_require={
-        'test': ['pytest', 'rasterio'],  # rasterio: the GeoTIFF tests
+        'test': ['pytest', 'rasterio', 'onnx', 'onnxruntime', 'onnxscript'],  # rasterio: GeoTIFF tests; onnx*: export
         'geo': ['rasterio'],
+        'export': ['onnx', 'onnxruntime', 'onnxscript'],  # rssr-export --formats onnx, rssr-infer --onnx
     },
     entry_points={
         'console_scripts': [
@@ -35,6 +36,7 @@ setup(
             'rssr-infer=rssr_tools.cli:infer',
             'rssr-bench=rssr_tools.cli:bench',
             'rssr-demo=rssr_tools.cli:demo',
+            'rssr-export=rssr_tools.cli:export',
         ],
     },
 )

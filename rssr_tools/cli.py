@@ -1,4 +1,4 @@
-"""Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``.
+"""Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``, ``rssr-export``.
 
 ``scripts/<name>.py`` call the same functions. Train and test are BasicSR's
 own pipelines with rssr's registries and :func:`rssr_compat.patch_basicsr`
@@ -51,5 +51,12 @@ def bench(argv=None):
 def demo(argv=None):
     """``rssr-demo``: the built-in demo (see :mod:`rssr_tools.demo`)."""
     from rssr_tools.demo import main
+
+    return main(sys.argv[1:] if argv is None else argv)
+
+
+def export(argv=None):
+    """``rssr-export``: safetensors + sidecar and ONNX (see :mod:`rssr_tools.export`)."""
+    from rssr_tools.export import main
 
     return main(sys.argv[1:] if argv is None else argv)
