@@ -163,16 +163,16 @@ class LSHSparseAttention(nn.Module):
         )
         token = remainder(order, length)
 
-        chunks = (length + chunk - 1) // chunk
+        n_chunks = (length + chunk - 1) // chunk
 
         def sorted_chunks(values):
             values = values.gather(1, token.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
             values = values.view(n, rounds, length, -1)
-            pad = chunks * chunk - length
+            pad = n_chunks * chunk - length
             if exporting() or pad:  # repeat the last sorted tokens of each round to fill the last chunk
                 tail = remainder(torch.arange(length - pad, length, device=x.device), length)
                 values = torch.cat([values, values[:, :, tail]], dim=2)
-            return values.view(n, rounds, chunks, chunk, values.shape[-1])
+            return values.view(n, rounds, n_chunks, chunk, values.shape[-1])
 
         def with_neighbours(chunks):  # attend to the previous and next chunk too
             return torch.cat([chunks, chunks.roll(1, dims=2), chunks.roll(-1, dims=2)], dim=3)

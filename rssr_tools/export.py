@@ -155,8 +155,11 @@ def example_input(multiple, batch=2):
     return torch.rand(batch, 3, 2 * side + 3, 3 * side + 1)
 
 
-def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True):
+def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=False):
     """Trace ``net`` (eval mode, CPU) to ``path`` with dynamic batch/height/width and add the metadata.
+
+    ``optimize`` runs onnxscript's graph optimizer (minutes for TSFNet on 2 cores;
+    onnxruntime optimizes the graph again when it loads it).
 
     Returns:
         float | None: max |onnxruntime - PyTorch| on one input when ``verify``.
@@ -185,6 +188,7 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True):
                 output_names=['output'],
                 dynamic_shapes=({0: dims[0], 2: dims[1], 3: dims[2]},),
                 external_data=False,
+                optimize=optimize,
                 verbose=False,
             )
         model = program.model_proto
@@ -202,14 +206,18 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True):
     return verify_onnx(net, path, [tuple(x.shape[-2:])])[0] if verify else None
 
 
-def onnx_session(path, device='cpu'):
-    """An onnxruntime session: CUDA when asked for and available, else CPU."""
+def onnx_session(path, device='cpu', threads=None):
+    """An onnxruntime session: CUDA when asked for and available, else CPU (``threads``: intra-op threads)."""
     import onnxruntime as ort
 
     providers = ['CPUExecutionProvider']
     if str(device).startswith('cuda') and 'CUDAExecutionProvider' in ort.get_available_providers():
         providers.insert(0, 'CUDAExecutionProvider')
-    return ort.InferenceSession(os.fspath(path), providers=providers)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # no constant-folding notes on every load
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(os.fspath(path), options, providers=providers)
 
 
 def verify_onnx(net, path, sizes, batch=1, seed=0):
@@ -242,6 +250,7 @@ def export_model(
     tile=256,
     overlap=32,
     verify=True,
+    optimize=False,
     log=print,
 ):
     """Export ``network_opt`` (a ``network_g`` dict) with ``weights`` into the folder ``output``.
@@ -257,6 +266,7 @@ def export_model(
         pad_multiple (int | None): Pad inputs to this multiple inside the model (SwinIR).
         tile, overlap (int): Tiling advice for the metadata (LR pixels).
         verify (bool): Compare onnxruntime with PyTorch on one input.
+        optimize (bool): Run onnxscript's optimizer on the graph (slow for large graphs).
 
     Returns:
         dict: Paths written and, with ``verify``, ``onnx_max_abs_error``.
@@ -282,7 +292,7 @@ def export_model(
         log(f'wrote {result["safetensors"]} and {result["sidecar"]}')
     if 'onnx' in formats:
         result['onnx'] = osp.join(output, 'model.onnx')
-        error = export_onnx(net, info, result['onnx'], opset, verify)
+        error = export_onnx(net, info, result['onnx'], opset, verify, optimize)
         if error is not None:
             result['onnx_max_abs_error'] = error
         log(f'wrote {result["onnx"]} (opset {opset}' + (f', max |onnxruntime - torch| {error:.2e})' if verify else ')'))
@@ -312,6 +322,7 @@ def main(argv=None):
     parser.add_argument('--tile', type=int, default=256, help='tile size advice in the metadata, LR pixels')
     parser.add_argument('--overlap', type=int, default=32, help='tile overlap advice in the metadata, LR pixels')
     parser.add_argument('--no-verify', action='store_true', help='skip the onnxruntime check')
+    parser.add_argument('--optimize', action='store_true', help="run onnxscript's graph optimizer (slow)")
     args = parser.parse_args(argv)
     try:
         if args.opt:
@@ -338,6 +349,7 @@ def main(argv=None):
             args.tile,
             args.overlap,
             not args.no_verify,
+            args.optimize,
         )
     except (ValueError, TypeError, FileNotFoundError, WeightsError) as error:
         sys.exit(f'rssr-export: {error}')
