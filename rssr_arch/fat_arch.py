@@ -154,10 +154,14 @@ class LSHSparseAttention(nn.Module):
         rotated = torch.einsum('btf,fhi->bhti', match, rotations[0])
         codes = torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)  # (N, rounds, L)
         codes = codes + torch.arange(rounds, device=x.device).view(1, -1, 1) * buckets
-        # Deterministic eval sorts stably (as exported graphs do): the order inside a bucket, which
-        # decides the chunks, then depends on nothing but the codes. The official sort is unstable.
-        stable = exporting() or (self.deterministic and not self.training)
-        order = codes.flatten(1).sort(dim=-1, stable=stable).indices  # (N, rounds*L)
+        # Deterministic eval sorts stably: the order inside a bucket, which decides the chunks, then
+        # depends on nothing but the codes, as in exported graphs (ONNX TopK breaks ties by index;
+        # the exporter has no stable sort). The official sort is unstable.
+        if torch.compiler.is_exporting():
+            order = codes.flatten(1).sort(dim=-1).indices
+        else:
+            stable = exporting() or (self.deterministic and not self.training)
+            order = codes.flatten(1).sort(dim=-1, stable=stable).indices  # (N, rounds*L)
         undo = torch.empty_like(order).scatter_(
             1, order, torch.arange(order.shape[1], device=x.device).expand_as(order)
         )

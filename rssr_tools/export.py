@@ -191,6 +191,10 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
                 optimize=optimize,
                 verbose=False,
             )
+        if not optimize:  # the unoptimised graph can repeat value names (e.g. RCAN's): make them unique
+            from onnx_ir.passes.common import NameFixPass
+
+            NameFixPass()(program.model)
         model = program.model_proto
         model.producer_name, model.producer_version = 'rssr', info['rssr_version']
         model.doc_string = (
