@@ -103,6 +103,16 @@ def roll(x, shift, dim):
     return torch.cat([x.narrow(dim, n - k, k), x.narrow(dim, 0, n - k)], dim)
 
 
+def atan2(y, x):
+    """``torch.atan2(y, x)``; while exporting, from Atan with torch's quadrants (the exporter's own
+    atan2 gives -pi instead of pi at y = +0, x < 0: the phase of real negative spectrum bins)."""
+    if not exporting():
+        return torch.atan2(y, x)
+    angle = torch.atan(y / x)
+    angle = torch.where(x < 0, torch.where(y >= 0, angle + math.pi, angle - math.pi), angle)
+    return torch.where((x == 0) & (y == 0), 0.0, angle)
+
+
 def remainder(x, n):
     """``x % n`` for an integer tensor ``x``; while exporting, ``n`` (maybe a symbolic size) becomes a tensor."""
     return x % (x.new_zeros(()) + n) if exporting() else x % n

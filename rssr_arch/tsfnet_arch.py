@@ -21,7 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import exporting, irfft2_real, pad_to_multiple, rfft2_real, roll
+from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, rfft2_real, roll
 
 NUM_LEVELS = 3  # downsamplings per U-Net
 # HR sides are padded to this multiple: every level's side must be even (the
@@ -137,7 +137,7 @@ class AmplitudePhaseFilter(nn.Module):
         spectrum = half_spectrum(x, -(h // 2 + 1))  # DC row moved to h/2 - 1
         if exporting():
             re, im = spectrum.unbind(0)
-            amp, pha = (re.square() + im.square()).sqrt(), torch.atan2(im, re)
+            amp, pha = (re.square() + im.square()).sqrt(), atan2(im, re)
         else:
             amp, pha = spectrum.abs(), spectrum.angle()
         new_amp = self.amp_conv(amp)

@@ -13,7 +13,16 @@ import torch
 import yaml
 
 import rssr_tools
-from rssr_arch.arch_util import PaddedSR, export_mode, irfft2_real, pad_to_multiple, prepare_export, rfft2_real, roll
+from rssr_arch.arch_util import (
+    PaddedSR,
+    atan2,
+    export_mode,
+    irfft2_real,
+    pad_to_multiple,
+    prepare_export,
+    rfft2_real,
+    roll,
+)
 from rssr_arch.fat_arch import FAT
 from rssr_arch.tsfnet_arch import TSFNet
 from rssr_tools.export import export_model, read_onnx_metadata, verify_onnx
@@ -45,6 +54,14 @@ def test_real_dfts_equal_torch_fft(h, w, norm):
         with export_mode():
             rolled = roll(x, shift, -2)
         assert torch.equal(rolled, torch.roll(x, shift, -2))
+
+
+def test_export_atan2_keeps_torch_quadrants():
+    values = torch.tensor([0.0, 1.0, -1.0, 1e-30, -2.5])  # y = +0, x < 0: pi, as torch (not -pi)
+    y, x = torch.meshgrid(values, values, indexing='ij')
+    with export_mode():
+        angle = atan2(y, x)
+    assert torch.allclose(angle, torch.atan2(y, x), atol=1e-6, equal_nan=False)
 
 
 def test_pad_to_multiple_export_path_pads_the_same():
@@ -173,8 +190,8 @@ def test_onnx_tsfnet_three_sizes_from_one_export(tmp_path):
     # TSFNet takes the phase of every spectrum bin; where a bin is (nearly) real with a negative
     # real part its phase is +-pi by the sign of rounding noise, so float32 results of any two
     # implementations (even PyTorch in float32 vs float64) differ there by up to ~1e-3. The three
-    # sizes below are ones where PyTorch's own float32 result is accurate to 1e-5 (checked), and
-    # there onnxruntime must agree with PyTorch to 1e-4.
+    # sizes below are ones where PyTorch's own float32 result is accurate to 2.5e-5 (checked), and
+    # there onnxruntime must agree with PyTorch to 1e-4. (16x16: PyTorch float32 vs float64 1.2e-5.)
     sizes = [(13, 30), (16, 16), (30, 13)]
     result = export_model(TSFNET_TINY, str(tmp_path), log=lambda *_: None)
     net = build_model(None, result['safetensors'])
@@ -183,7 +200,7 @@ def test_onnx_tsfnet_three_sizes_from_one_export(tmp_path):
         with torch.no_grad():
             single, double = net(x), net.double()(x.double())
         net.float()
-        assert (single.double() - double).abs().max().item() < 1e-5, (h, w)
+        assert (single.double() - double).abs().max().item() < 2.5e-5, (h, w)
     _check_onnx(result, TSFNET_TINY, sizes)
 
 
