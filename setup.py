@@ -69,9 +69,11 @@ setup(
         'safetensors',
     ],
     extras_require={
-        'test': ['pytest', 'rasterio', 'bm3d'],  # rasterio: the GeoTIFF tests; bm3d: the denoising tests
+        # rasterio: the GeoTIFF tests; bm3d: the denoising tests; onnx*: the export tests
+        'test': ['pytest', 'rasterio', 'bm3d', 'onnx', 'onnxruntime', 'onnxscript'],
         'geo': ['rasterio'],
         'denoise': ['bm3d'],  # --method bm3d of denoise_hr.py / prepare_dataset.py
+        'export': ['onnx', 'onnxruntime', 'onnxscript'],  # rssr-export --formats onnx, rssr-infer --onnx
     },
     entry_points={
         'console_scripts': [
@@ -83,6 +85,7 @@ setup(
             'rssr-degrade=rssr_tools.cli:degrade',
             'rssr-denoise=rssr_tools.cli:denoise',
             'rssr-lam=rssr_tools.cli:lam',
+            'rssr-export=rssr_tools.cli:export',
         ],
     },
 )

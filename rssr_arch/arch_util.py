@@ -1,13 +1,60 @@
-"""Helpers shared by rssr's archs and tools (BasicSR's ``basicsr.archs.arch_util`` has the rest)."""
+"""Helpers shared by rssr's archs and tools (BasicSR's ``basicsr.archs.arch_util`` has the rest).
 
+Export paths: while a network is traced for export (``torch.export`` /
+``torch.onnx.export(dynamo=True)``) or inside :func:`export_mode`,
+:func:`exporting` is True and the archs take paths that every ONNX runtime can
+run with dynamic height, width and batch: real-valued DFTs as matrix products
+(:func:`rfft2_real`, :func:`irfft2_real`; ONNX has no complex tensors and
+onnxruntime's ``DFT`` kernel loses precision at sizes that are not powers of
+two), rolls as two slices (:func:`roll`), no branches on sizes. Eager PyTorch
+keeps ``torch.fft`` and ``torch.roll``: the export paths compute the same
+values (tests/test_export.py checks it) but more slowly.
+"""
+
+import math
+from contextlib import contextmanager
+
+import torch
+from torch import nn
 from torch.nn import functional as F
+
+_export_mode = False
+
+
+def exporting():
+    """True while tracing for export, or inside :func:`export_mode`: archs take their export paths."""
+    return _export_mode or torch.compiler.is_exporting()
+
+
+@contextmanager
+def export_mode(enabled=True):
+    """Run the archs' export paths in eager mode (what the exporter traces), e.g. to compare them with the defaults."""
+    global _export_mode
+    previous, _export_mode = _export_mode, enabled
+    try:
+        yield
+    finally:
+        _export_mode = previous
+
+
+def prepare_export(net):
+    """Call ``prepare_export()`` of every submodule of ``net`` that has one (e.g. FAT's fixed
+    rotation tables) and return ``net``: what must exist as tensors before the tracer runs."""
+    for module in net.modules():
+        if module is not net and callable(getattr(module, 'prepare_export', None)):
+            module.prepare_export()
+    return net
 
 
 def pad_to_multiple(x, multiple):
     """Pad the bottom/right of ``x`` so that height and width are multiples of ``multiple``.
 
     Reflection keeps image statistics at the border (as BasicSR's SwinIR test
-    does); inputs too small to reflect are replicated instead.
+    does); inputs too small to reflect are replicated instead. While exporting,
+    the padding is always applied (zero rows are a no-op) with reflection, so
+    exported models need sides of at least ``multiple``; the padded size is
+    written as ``ceil(h / multiple) * multiple`` so that the tracer knows it is
+    a multiple.
 
     Args:
         x (Tensor): (B, C, H, W).
@@ -17,7 +64,128 @@ def pad_to_multiple(x, multiple):
         Tensor: (B, C, H + pad_h, W + pad_w); ``x`` itself when no padding is needed.
     """
     h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    pad_h, pad_w = (h + multiple - 1) // multiple * multiple - h, (w + multiple - 1) // multiple * multiple - w
+    if exporting():
+        return F.pad(x, (0, pad_w, 0, pad_h), mode='reflect')
     if not (pad_h or pad_w):
         return x
     return F.pad(x, (0, pad_w, 0, pad_h), mode='reflect' if pad_h < h and pad_w < w else 'replicate')
+
+
+class PaddedSR(nn.Module):
+    """A network that needs sides of a multiple, made to take any size: pad (as :func:`pad_to_multiple`), run, crop.
+
+    What BasicSR's ``SwinIRModel.test`` does around SwinIR, kept with the
+    network so that exported models and scene inference take any input size.
+
+    Args:
+        net (nn.Module): Maps (B, C, H, W) with H, W multiples of ``multiple`` to (B, C, scale*H, scale*W).
+        multiple (int): Required multiple of the input sides.
+        scale (int): Upscale factor.
+    """
+
+    def __init__(self, net, multiple, scale):
+        super().__init__()
+        self.net, self.multiple, self.upscale = net, int(multiple), int(scale)
+
+    def forward(self, x):
+        """x: (B, C, H, W) -> (B, C, scale*H, scale*W)."""
+        h, w = x.shape[-2:]
+        return self.net(pad_to_multiple(x, self.multiple))[..., : h * self.upscale, : w * self.upscale]
+
+
+def roll(x, shift, dim):
+    """``torch.roll(x, shift, dim)``; while exporting two slices and a concatenation (any symbolic ``shift``)."""
+    if not exporting():
+        return torch.roll(x, shifts=shift, dims=dim)
+    n = x.shape[dim]
+    k = shift % n
+    return torch.cat([x.narrow(dim, n - k, k), x.narrow(dim, 0, n - k)], dim)
+
+
+def atan2(y, x):
+    """``torch.atan2(y, x)``; while exporting, from Atan with torch's quadrants (the exporter's own
+    atan2 gives -pi instead of pi at y = +0, x < 0: the phase of real negative spectrum bins)."""
+    if not exporting():
+        return torch.atan2(y, x)
+    angle = torch.atan(y / x)
+    angle = torch.where(x < 0, torch.where(y >= 0, angle + math.pi, angle - math.pi), angle)
+    return torch.where((x == 0) & (y == 0), 0.0, angle)
+
+
+def remainder(x, n):
+    """``x % n`` for an integer tensor ``x``; while exporting, ``n`` (maybe a symbolic size) becomes a tensor."""
+    return x % (x.new_zeros(()) + n) if exporting() else x % n
+
+
+def _dft_basis(n, bins, like):
+    """cos and sin of 2 pi k j / n for k < ``bins``, j < n: two (bins, n) matrices like ``like``.
+
+    k j is reduced modulo n in integers first, so the angles stay exact for large n.
+    """
+    k = torch.arange(bins, device=like.device)
+    j = torch.arange(n, device=like.device)
+    angle = remainder(k[:, None] * j[None, :], n).double() * (2 * math.pi) / n
+    return angle.cos().to(like.dtype), angle.sin().to(like.dtype)
+
+
+def _norm_scale(norm, h, w, inverse):
+    if norm == 'ortho':
+        return (h * w) ** -0.5
+    if norm in (None, 'backward'):
+        return 1 / (h * w) if inverse else 1.0
+    raise ValueError(f'norm {norm!r}: use None, "backward" or "ortho".')
+
+
+def rfft2_real(x, norm=None):
+    """``torch.fft.rfft2(x, norm=norm)`` as real and imaginary parts, with matrix products only.
+
+    Args:
+        x (Tensor): (..., H, W) real.
+        norm (str | None): None/'backward' or 'ortho', as torch.fft.
+
+    Returns:
+        tuple[Tensor, Tensor]: real and imaginary parts, each (..., H, W//2+1).
+    """
+    h, w = x.shape[-2:]
+    cos_w, sin_w = _dft_basis(w, w // 2 + 1, x)  # (W', W)
+    cos_h, sin_h = _dft_basis(h, h, x)  # (H, H)
+    # The products' rounding errors scale with |x|: transform x minus its mean, whose
+    # transform is the mean * H * W at the zero frequency only.
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    x = x - mean
+    re, im = x @ cos_w.T, -(x @ sin_w.T)  # along the width: e^{-i t} = cos t - i sin t
+    re, im = cos_h @ re + sin_h @ im, cos_h @ im - sin_h @ re  # along the height, complex input
+    rows, cols = torch.arange(h, device=x.device)[:, None], torch.arange(w // 2 + 1, device=x.device)
+    re = re + mean * (h * w) * ((rows == 0) & (cols == 0))
+    # The self-conjugate bins are real: +0 imaginary parts exactly, as torch.fft (their phase is 0 or pi, not -pi).
+    im = torch.where(((rows == 0) | (2 * rows == h)) & ((cols == 0) | (2 * cols == w)), 0.0, im)
+    scale = _norm_scale(norm, h, w, inverse=False)
+    return (re, im) if scale == 1.0 else (re * scale, im * scale)
+
+
+def irfft2_real(re, im, size, norm=None):
+    """``torch.fft.irfft2(torch.complex(re, im), s=size, norm=norm)`` with matrix products only.
+
+    Like torch's c2r transform, the imaginary parts of the zero and (even
+    widths) Nyquist columns are ignored.
+
+    Args:
+        re, im (Tensor): (..., H, W//2+1) half spectrum.
+        size (tuple[int, int]): Output (H, W).
+        norm (str | None): None/'backward' or 'ortho', as torch.fft.
+
+    Returns:
+        Tensor: (..., H, W) real.
+    """
+    h, w = size
+    cos_h, sin_h = _dft_basis(h, h, re)
+    re, im = cos_h @ re - sin_h @ im, cos_h @ im + sin_h @ re  # inverse along the height: e^{+i t}
+    bins = w // 2 + 1
+    cos_w, sin_w = _dft_basis(w, bins, re)  # (W', W)
+    # Columns 1 .. ceil(W/2)-1 stand for themselves and their conjugate mirror (weight 2); the
+    # zero and Nyquist columns count once, with their imaginary parts dropped.
+    k = torch.arange(bins, device=re.device)
+    edge = ((k == 0) | (2 * k == w))[:, None]
+    out = re @ (cos_w * torch.where(edge, 1.0, 2.0)) - im @ (sin_w * torch.where(edge, 0.0, 2.0))
+    return out * _norm_scale(norm, h, w, inverse=True)

@@ -18,7 +18,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import pad_to_multiple
+from .arch_util import exporting, irfft2_real, pad_to_multiple, remainder, rfft2_real
 
 
 class ChannelAttention(nn.Module):
@@ -89,6 +89,8 @@ class LSHSparseAttention(nn.Module):
         seed (int): Seed of the fixed rotations used in deterministic eval.
     """
 
+    max_buckets = 64
+
     def __init__(self, channels, n_hashes=4, reduction=4, chunk_size=144, seed=0):
         super().__init__()
         self.n_hashes = n_hashes
@@ -99,11 +101,45 @@ class LSHSparseAttention(nn.Module):
         self.conv_assembly = nn.Conv2d(channels, channels, 1)
 
     def _rotations(self, shape, like):
+        if exporting():
+            return self._exported_rotations(shape, like)
         if self.deterministic and not self.training:
             generator = torch.Generator(device=like.device).manual_seed(self.seed)
             return torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)
         # Drawn from the global RNG once per call, as the official code does.
         return torch.randn(shape, dtype=like.dtype, device=like.device)
+
+    def prepare_export(self):
+        """Draw every deterministic-eval rotation an input can ask for into the buffer ``rotation_table``.
+
+        The bucket count depends on the input size, and a tensor drawn from a
+        seeded generator is not a prefix of a larger one drawn from the same
+        seed, so the rotations of each of the ``max_buckets // 2`` possible
+        shapes (1, Cm, n_hashes, k) are drawn on the CPU as deterministic eval
+        draws them there, flattened and concatenated (k = 1 first). Exported
+        graphs slice them from the table: the same values as eager CPU
+        inference, without a random op.
+        """
+        if not (self.deterministic and not self.training):
+            raise ValueError(
+                'FAT exports need deterministic_eval: true and eval mode (the official draws new '
+                'random rotations on every call, which an exported graph cannot reproduce).'
+            )
+        matched = self.conv_match.out_channels
+        draws = [
+            torch.randn((matched * self.n_hashes * k,), generator=torch.Generator().manual_seed(self.seed))
+            for k in range(1, self.max_buckets // 2 + 1)
+        ]
+        table = torch.cat(draws).to(self.conv_match.weight)
+        self.register_buffer('rotation_table', table, persistent=False)
+
+    def _exported_rotations(self, shape, like):
+        """The (1, Cm, n_hashes, k) rotations of :meth:`prepare_export`'s table (k may be symbolic)."""
+        if getattr(self, 'rotation_table', None) is None:
+            raise RuntimeError('FAT export: call rssr_arch.arch_util.prepare_export(net) before tracing.')
+        _, matched, rounds, k = shape
+        size = matched * rounds
+        return self.rotation_table.narrow(0, size * (k - 1) * k // 2, size * k).view(shape).to(like.dtype)
 
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, H, W), with a residual connection."""
@@ -113,25 +149,34 @@ class LSHSparseAttention(nn.Module):
         assembly = self.conv_assembly(x).flatten(2).transpose(1, 2)  # (N, L, C)
 
         # Hash: argmax over [R v, -R v] for a random rotation R, one bucket set per round.
-        buckets = max(min(length // chunk + (length // chunk) % 2, 64), 2)
+        buckets = max(min(length // chunk + (length // chunk) % 2, self.max_buckets), 2)
         rotations = self._rotations((1, match.shape[-1], rounds, buckets // 2), match)
         rotated = torch.einsum('btf,fhi->bhti', match, rotations[0])
         codes = torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)  # (N, rounds, L)
         codes = codes + torch.arange(rounds, device=x.device).view(1, -1, 1) * buckets
-        order = codes.flatten(1).sort(dim=-1).indices  # (N, rounds*L)
+        # Deterministic eval sorts stably: the order inside a bucket, which decides the chunks, then
+        # depends on nothing but the codes, as in exported graphs (ONNX TopK breaks ties by index;
+        # the exporter has no stable sort). The official sort is unstable.
+        if torch.compiler.is_exporting():
+            order = codes.flatten(1).sort(dim=-1).indices
+        else:
+            stable = exporting() or (self.deterministic and not self.training)
+            order = codes.flatten(1).sort(dim=-1, stable=stable).indices  # (N, rounds*L)
         undo = torch.empty_like(order).scatter_(
             1, order, torch.arange(order.shape[1], device=x.device).expand_as(order)
         )
-        token = order % length
+        token = remainder(order, length)
+
+        n_chunks = (length + chunk - 1) // chunk
 
         def sorted_chunks(values):
             values = values.gather(1, token.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
             values = values.view(n, rounds, length, -1)
-            pad = (-length) % chunk
-            if pad:  # repeat the last sorted tokens of each round to fill the last chunk
-                tail = torch.arange(length - pad, length, device=x.device) % length
+            pad = n_chunks * chunk - length
+            if exporting() or pad:  # repeat the last sorted tokens of each round to fill the last chunk
+                tail = remainder(torch.arange(length - pad, length, device=x.device), length)
                 values = torch.cat([values, values[:, :, tail]], dim=2)
-            return values.view(n, rounds, -1, chunk, values.shape[-1])
+            return values.view(n, rounds, n_chunks, chunk, values.shape[-1])
 
         def with_neighbours(chunks):  # attend to the previous and next chunk too
             return torch.cat([chunks, chunks.roll(1, dims=2), chunks.roll(-1, dims=2)], dim=3)
@@ -167,6 +212,10 @@ class FourierSparseSelfAttention(nn.Module):
     def forward(self, x):
         """x: (B, C, H, W) -> (B, C, H, W)."""
         b, c, h, w = x.shape
+        if exporting():  # real-valued DFTs (see rssr_arch.arch_util)
+            spectrum = torch.stack(rfft2_real(x, norm='ortho'), dim=2).reshape(b, 2 * c, h, -1)
+            re, im = self.attention(spectrum).view(b, c, 2, h, -1).unbind(2)
+            return irfft2_real(re, im, (h, w), norm='ortho')
         spectrum = torch.view_as_real(torch.fft.rfft2(x, norm='ortho'))  # (B, C, H, W//2+1, 2)
         spectrum = spectrum.permute(0, 1, 4, 2, 3).reshape(b, 2 * c, h, -1)
         spectrum = self.attention(spectrum).view(b, c, 2, h, -1).permute(0, 1, 3, 4, 2).contiguous()

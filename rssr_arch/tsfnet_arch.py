@@ -21,7 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import pad_to_multiple
+from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, rfft2_real, roll
 
 NUM_LEVELS = 3  # downsamplings per U-Net
 # HR sides are padded to this multiple: every level's side must be even (the
@@ -36,7 +36,28 @@ def conv_prelu(in_ch, out_ch):
 
 def shift_rows(spectrum, shift):
     """Cyclic shift along the height axis of a (..., H, W) spectrum (the official fftshift variant)."""
-    return torch.roll(spectrum, shifts=shift, dims=-2)
+    return roll(spectrum, shift, -2)
+
+
+def half_spectrum(x, shift):
+    """Row-shifted ``rfft2(x + 1e-8)`` of a (B, C, H, W) map.
+
+    Returns:
+        The complex (B, C, H, W//2+1) spectrum, or while exporting (see
+        :mod:`rssr_arch.arch_util`) its real and imaginary parts stacked in a
+        leading axis of 2.
+    """
+    if exporting():
+        return shift_rows(torch.stack(rfft2_real(x + 1e-8)), shift)
+    return shift_rows(torch.fft.rfft2(x + 1e-8), shift)
+
+
+def from_half_spectrum(spectrum, shift, size):
+    """``irfft2(shift_rows(spectrum, shift) + 1e-8, s=size)``, for either form :func:`half_spectrum` returns."""
+    if exporting():
+        re, im = shift_rows(spectrum, shift).unbind(0)
+        return irfft2_real(re + 1e-8, im, size)
+    return torch.fft.irfft2(shift_rows(spectrum, shift) + 1e-8, s=size)
 
 
 class ResBlock(nn.Module):
@@ -113,14 +134,21 @@ class AmplitudePhaseFilter(nn.Module):
     def forward(self, x):
         """x: (B, C, H, W) with even H -> (B, C, H, W)."""
         h, w = x.shape[-2:]
-        spectrum = shift_rows(torch.fft.rfft2(x + 1e-8), -(h // 2 + 1))  # DC row moved to h/2 - 1
-        amp, pha = spectrum.abs(), spectrum.angle()
+        spectrum = half_spectrum(x, -(h // 2 + 1))  # DC row moved to h/2 - 1
+        if exporting():
+            re, im = spectrum.unbind(0)
+            amp, pha = (re.square() + im.square()).sqrt(), atan2(im, re)
+        else:
+            amp, pha = spectrum.abs(), spectrum.angle()
         new_amp = self.amp_conv(amp)
         new_amp = new_amp * self.amp_gate(mean_max(new_amp))
         new_pha = self.pha_conv(torch.cat([pha, new_amp - amp], dim=1))
         new_pha = (new_pha * self.pha_gate(mean_max(new_pha))) * (2 * math.pi) - math.pi
-        spectrum = torch.polar(new_amp, new_pha)
-        out = torch.fft.irfft2(shift_rows(spectrum, -(h // 2 - 1)) + 1e-8, s=(h, w)).abs()
+        if exporting():
+            spectrum = torch.stack([new_amp * new_pha.cos(), new_amp * new_pha.sin()])
+        else:
+            spectrum = torch.polar(new_amp, new_pha)
+        out = from_half_spectrum(spectrum, -(h // 2 - 1), (h, w)).abs()
         return (out + x).relu_()
 
 
@@ -257,16 +285,21 @@ class FusionBlock(nn.Module):
         return self.cfs(skip, x) if self.cfs is not None else skip + x
 
 
-def _gaussian(rows, cols, sigma_rows, sigma_cols, dtype, device):
-    """Gaussian on a (rows, cols//2+1) half spectrum centred at (rows/2 - 1, 0), zero beyond the
-    3-sigma search box of the official heat-map code."""
-    width = cols // 2 + 1
+def _gaussian(rows, cols, device):
+    """Gaussian on a (rows, cols//2+1) half spectrum centred at (rows/2 - 1, 0), sigma = side//2 / 3
+    along each axis, zero beyond the 3-sigma search box of the official heat-map code.
+
+    Computed from float64 tensors only (the sizes may be symbolic while exporting), with the same
+    float64 operations as the official Python arithmetic, so the box edges match it exactly.
+    """
+    r = torch.arange(rows, dtype=torch.float64, device=device)[:, None]
+    c = torch.arange(cols // 2 + 1, dtype=torch.float64, device=device)[None, :]
     center = rows // 2 - 1
-    radius = int(3 * max(sigma_rows, sigma_cols) + 1)
-    r = torch.arange(rows, dtype=dtype, device=device)[:, None]
-    c = torch.arange(width, dtype=dtype, device=device)[None, :]
+    zero = r.new_zeros(1, 1)  # sigmas as tensors: no Python float of a symbolic size
+    sigma_rows, sigma_cols = (zero + rows // 2) / 3, (zero + cols // 2) / 3
+    radius = (3 * torch.maximum(sigma_rows, sigma_cols) + 1).floor()
     g = torch.exp(-0.5 * ((r - center) ** 2 / sigma_rows**2 + c**2 / sigma_cols**2))
-    inside = ((r >= center - radius) & (r < center + radius) & (c < radius)).to(dtype)
+    inside = (r >= center - radius) & (r < center + radius) & (c < radius)
     return g * inside
 
 
@@ -274,7 +307,7 @@ def band_masks(sizes, device):
     """Frequency-band weights for the decoder levels, finest first.
 
     Args:
-        sizes (list[tuple[int, int]]): (h, w) of each level, finest first, halving.
+        sizes (list[tuple[int, int]]): (h, w) of each level, finest first, halving (even sides).
 
     Returns:
         list[Tensor]: (h, w//2+1) weights over the row-shifted half spectrum of
@@ -282,15 +315,14 @@ def band_masks(sizes, device):
         low-pass of the next coarser level; the finest level starts from ones,
         the coarsest keeps its whole low-pass.
     """
-    dtype = torch.float64
-    lows = [_gaussian(h, w, (h // 2) / 3, (w // 2) / 3, dtype, device) for h, w in sizes]
+    lows = [_gaussian(h, w, device) for h, w in sizes]
     lows[0] = torch.ones_like(lows[0])
     masks = []
     for level, ((h, w), low) in enumerate(zip(sizes, lows)):
-        if level + 1 < len(sizes):
+        if level + 1 < len(sizes):  # subtract the coarser low-pass, embedded at rows h/2 - hc/2 .. h/2 + hc/2
             (hc, wc), coarse = sizes[level + 1], lows[level + 1]
-            low = low.clone()
-            low[h // 2 - hc // 2 : h // 2 + hc // 2, : wc // 2 + 1] -= coarse
+            top = h // 2 - hc // 2
+            low = low - F.pad(coarse, (0, (w // 2 + 1) - (wc // 2 + 1), top, h - top - hc))
         masks.append(low.float())
     return masks
 
@@ -314,12 +346,12 @@ class SPB(nn.Module):
         """feats: decoder features, coarsest first, each (B, C, H/2^k, W/2^k). Returns the same list, updated."""
         finest = feats[-1]
         big_h = finest.shape[-2]
-        spectrum = shift_rows(torch.fft.rfft2(finest[:, -self.band_channels :] + 1e-8), -(big_h // 2 + 1))
+        spectrum = half_spectrum(finest[:, -self.band_channels :], -(big_h // 2 + 1))
         sizes = [tuple(f.shape[-2:]) for f in reversed(feats)]
         out = []
         for feat, (h, w), mask in zip(reversed(feats), sizes, band_masks(sizes, finest.device)):
             band = spectrum[..., big_h // 2 - h // 2 : big_h // 2 + h // 2, : w // 2 + 1] * mask
-            band = torch.fft.irfft2(shift_rows(band, -(h - h // 2 - 1)) + 1e-8, s=(h, w))
+            band = from_half_spectrum(band, -(h - h // 2 - 1), (h, w))
             head, tail = feat.split([feat.shape[1] - self.band_channels, self.band_channels], dim=1)
             out.append(torch.cat([head, tail + band], dim=1))
         return out[::-1]

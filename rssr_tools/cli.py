@@ -1,5 +1,5 @@
 """Console entry points: ``rssr-train``, ``rssr-test``, ``rssr-infer``, ``rssr-bench``, ``rssr-demo``,
-``rssr-degrade``, ``rssr-denoise``, ``rssr-lam``.
+``rssr-degrade``, ``rssr-denoise``, ``rssr-lam``, ``rssr-export``.
 
 ``scripts/<name>.py`` call the same functions. Train and test are aliases of
 ``python -m basicsr.train`` / ``python -m basicsr.test``: BasicSR's own
@@ -85,5 +85,12 @@ def denoise(argv=None):
 def lam(argv=None):
     """``rssr-lam -opt X.yml --image IMG --window X Y SIZE --output DIR`` (see :mod:`rssr_tools.lam`)."""
     from rssr_tools.lam import main
+
+    return main(sys.argv[1:] if argv is None else argv)
+
+
+def export(argv=None):
+    """``rssr-export``: safetensors + sidecar and ONNX (see :mod:`rssr_tools.export`)."""
+    from rssr_tools.export import main
 
     return main(sys.argv[1:] if argv is None else argv)

@@ -23,8 +23,15 @@ Containers (:func:`select_state_dict`):
   :func:`rssr_arch.convert_official_state_dict`.
 
 A ``module.`` prefix left by (Distributed)DataParallel is stripped.
+
+Sidecars: ``rssr-export`` writes ``model.safetensors`` with ``model.json``
+beside it (:func:`sidecar_path`): the ``network_g`` options, scale, input
+range, padding and rssr version. :func:`build_model` with ``network_opt=None``
+rebuilds the network from it, so such a model needs no option file and no
+pickle at all.
 """
 
+import json
 import os
 import pickle
 import re
@@ -76,10 +83,11 @@ def read_weights_file(path, trust_pickle=False):
         return torch.load(path, map_location='cpu', weights_only=not trust_pickle)
     except pickle.UnpicklingError as error:
         found = re.search(r'GLOBAL (\S+)', str(error))
-        if found is None:  # not a pickle that names Python objects: a damaged or foreign file
+        if found is None and not _looks_like_pickle(path):  # a damaged or foreign file
             raise WeightsError(f'{path}: not a readable PyTorch checkpoint; is the file complete?') from error
+        what = f'the Python object {found.group(1)}' if found else 'pickle instructions beyond plain tensors'
         raise WeightsError(
-            f'{path}: asks to load the Python object {found.group(1)}, which could run code from the file, so it was '
+            f'{path}: asks to load {what}, which could run code from the file, so it was '
             'refused. If you trust its source, pass --trust-pickle (or convert it once with '
             'scripts/convert_official_checkpoint.py --trust-pickle).'
         ) from error
@@ -87,6 +95,13 @@ def read_weights_file(path, trust_pickle=False):
         raise WeightsError(
             f'{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error}); is the file complete?'
         ) from error
+
+
+def _looks_like_pickle(path):
+    """A plain pickle (protocol 2+) or a torch.save zip: refused content, not a damaged file."""
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    return head[:1] == b'\x80' or head == b'PK\x03\x04'
 
 
 def _strip_module(state):
@@ -179,14 +194,59 @@ def load_weights(net, path, param_key='params', official=False, strict=True, tru
     return net
 
 
+SIDECAR_FORMAT = 'rssr-model'
+
+
+def sidecar_path(weights):
+    """The sidecar of a weights file: ``DIR/model.safetensors`` -> ``DIR/model.json``."""
+    return osp.splitext(os.fspath(weights))[0] + '.json'
+
+
+def read_sidecar(weights):
+    """The sidecar written by ``rssr-export`` beside ``weights`` (see the module docstring).
+
+    Returns:
+        dict | None: Its content (``network_g``, ``scale``, ``pad_multiple``,
+        ``input``, ``rssr_version``, ...), or None when there is no sidecar.
+    """
+    path = sidecar_path(weights)
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            sidecar = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WeightsError(f'{path}: not a readable JSON sidecar ({error}); re-export the model.') from error
+    if not isinstance(sidecar, dict) or sidecar.get('format') != SIDECAR_FORMAT:
+        raise WeightsError(f'{path}: not an rssr model sidecar (no "format": "{SIDECAR_FORMAT}"); re-export the model.')
+    network = sidecar.get('network_g')
+    if not isinstance(network, dict) or 'type' not in network:
+        raise WeightsError(f'{path}: has no network_g with a type; re-export the model.')
+    return sidecar
+
+
 def build_model(network_opt, weights=None, param_key='params', official=False, device='cpu', trust_pickle=False):
     """Build ``network_opt`` (a ``network_g`` dict) from BasicSR's ARCH_REGISTRY and load ``weights``.
+
+    With ``network_opt=None`` the network comes from the sidecar of ``weights``
+    (:func:`read_sidecar`); a sidecar's ``pad_multiple`` wraps it in
+    :class:`rssr_arch.arch_util.PaddedSR` (as SwinIR's test pads).
 
     Returns:
         nn.Module: The network in eval mode on ``device``. An unknown ``type`` is a
         ValueError, an option the arch does not take a TypeError naming it.
     """
     import rssr_tools
+
+    pad_multiple = None
+    if network_opt is None:
+        sidecar = read_sidecar(weights) if weights else None
+        if sidecar is None:
+            raise WeightsError(
+                f'{weights}: no network options: no sidecar {sidecar_path(weights or "model")} beside it. Pass '
+                '-opt or --arch, or export the model with scripts/export.py (it writes the sidecar).'
+            )
+        network_opt, pad_multiple = sidecar['network_g'], sidecar.get('pad_multiple')
 
     rssr_tools.import_registries()
     from basicsr.archs import build_network
@@ -201,7 +261,20 @@ def build_model(network_opt, weights=None, param_key='params', official=False, d
     net = build_network(dict(network_opt))
     if weights:
         load_weights(net, weights, param_key, official, trust_pickle=trust_pickle)
+    if pad_multiple:
+        from rssr_arch.arch_util import PaddedSR
+
+        net = PaddedSR(net, pad_multiple, scale_of(network_opt, net))
     return net.eval().to(device)
+
+
+def scale_of(network_opt, net=None):
+    """Upscale factor of a network: its ``upscale`` (or RRDBNet's ``scale``) option or attribute; None if unknown."""
+    for key in ('upscale', 'scale'):
+        if network_opt.get(key):
+            return int(network_opt[key])
+    scale = getattr(net, 'upscale', None) or getattr(net, 'scale', None)
+    return int(scale) if isinstance(scale, int) else None
 
 
 def model_options(opt_path):
@@ -210,7 +283,8 @@ def model_options(opt_path):
     Returns:
         dict: ``network_g`` (dict), ``pretrain_network_g`` (str or None),
         ``param_key_g`` (default 'params'), ``strict_load_g`` (default True),
-        ``model_type`` and ``name``.
+        ``model_type``, ``name`` and ``pad_multiple`` (SwinIRModel pads test
+        inputs to multiples of the window; None for other models).
     """
     from rssr_tools.options import load_options
 
@@ -226,4 +300,5 @@ def model_options(opt_path):
         'strict_load_g': path.get('strict_load_g', True),
         'model_type': opt.get('model_type'),
         'name': opt.get('name'),
+        'pad_multiple': network.get('window_size') if opt.get('model_type') == 'SwinIRModel' else None,
     }

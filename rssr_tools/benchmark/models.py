@@ -27,11 +27,8 @@ def model_spec(entry):
                 'fix `opt:` or give `network_g:` inline.'
             )
         test_opt = model_options(entry['opt'])
-        spec.update(
-            {k: test_opt[k] for k in ('network_g', 'name', 'pretrain_network_g', 'param_key_g', 'strict_load_g')}
-        )
-        if test_opt['model_type'] == 'SwinIRModel':
-            spec['pad_multiple'] = test_opt['network_g']['window_size']
+        keys = ('network_g', 'name', 'pretrain_network_g', 'param_key_g', 'strict_load_g', 'pad_multiple')
+        spec.update({k: test_opt[k] for k in keys})
     spec.update({k: v for k, v in entry.items() if k != 'opt'})
     if not spec['network_g'] or 'type' not in spec['network_g']:
         raise ValueError(f'Model entry {entry} needs `network_g: {{type: ...}}` or `opt: <test option file>`.')

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from rssr_data.image_io import MAX_PIXELS
 from rssr_tools.memory import peak_rss_mib
-from rssr_tools.weights import build_model, model_options
+from rssr_tools.weights import build_model, model_options, read_sidecar, scale_of
 
 from .raster import (
     IMAGE_EXTENSIONS,
@@ -107,6 +107,31 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progre
     return {'offset': offset, 'span': span, 'tiles': len(ys) * len(xs)}
 
 
+def load_network(args):
+    """The network the arguments name: (callable network, scale or None, weights or None).
+
+    ``--onnx``: :class:`~rssr_tools.inference.onnx.OnnxSR` (scale from its metadata);
+    ``-opt``/``--arch``: built and loaded by :func:`rssr_tools.weights.build_model`;
+    ``--weights`` alone: rebuilt from the sidecar beside the weights.
+    """
+    if args.onnx:
+        from .onnx import OnnxSR
+
+        net = OnnxSR(args.onnx, args.device)
+        return net, args.scale or net.upscale, args.onnx
+    if args.opt:
+        spec = model_options(args.opt)
+    elif args.arch:
+        spec = {'network_g': {'type': args.arch, **args.arch_args}}
+    else:
+        spec = {'network_g': None}  # from the sidecar of --weights
+    weights = args.weights or spec.get('pretrain_network_g')
+    param_key = args.param_key or spec.get('param_key_g') or 'params'
+    net = build_model(spec['network_g'], weights, param_key, args.official, args.device, args.trust_pickle)
+    network_g = spec['network_g'] or read_sidecar(weights)['network_g']
+    return net, scale_of(network_g, net) or args.scale, weights
+
+
 def main(argv=None):
     """``rssr-infer`` command line; ``argv`` defaults to ``sys.argv[1:]``."""
     parser = argparse.ArgumentParser(
@@ -114,14 +139,16 @@ def main(argv=None):
     )
     parser.add_argument('input', help='image file or folder (PNG, JPEG, TIFF, GeoTIFF)')
     parser.add_argument('output', help='output folder (outputs keep the input file names)')
-    which = parser.add_mutually_exclusive_group(required=True)
+    which = parser.add_mutually_exclusive_group()
     which.add_argument('-opt', help='BasicSR option file: its network_g builds the model')
     which.add_argument('--arch', help='registered arch, e.g. FAT, TSFNet')
+    which.add_argument('--onnx', help='model.onnx from rssr-export, run by onnxruntime (CUDA with --device cuda)')
     parser.add_argument('--arch-args', type=json.loads, default={}, help='JSON constructor arguments of --arch')
     parser.add_argument(
         '--weights',
         help="weights: BasicSR checkpoint, .safetensors, or an authors' file with --official "
-        '(default with -opt: its path.pretrain_network_g)',
+        '(default with -opt: its path.pretrain_network_g). Alone, a model.safetensors from rssr-export: '
+        'the network comes from the model.json beside it',
     )
     parser.add_argument(
         '--param-key',
@@ -171,22 +198,21 @@ def main(argv=None):
         parser.error(f'--device {args.device}: no CUDA device here; use --device cpu')
     if args.precision != 'fp32' and not args.device.startswith('cuda'):
         parser.error(f'--precision {args.precision} is for CUDA devices')
+    if not (args.opt or args.arch or args.onnx or args.weights):
+        parser.error('give the model: -opt, --arch, --onnx, or --weights DIR/model.safetensors (with its model.json)')
+    if args.onnx and (args.weights or args.precision != 'fp32'):
+        parser.error('--onnx runs the exported float32 model: no --weights or --precision with it')
     try:
-        spec = model_options(args.opt) if args.opt else {'network_g': {'type': args.arch, **args.arch_args}}
-        weights = args.weights or spec.get('pretrain_network_g')
-        param_key = args.param_key or spec.get('param_key_g') or 'params'
-        net = build_model(spec['network_g'], weights, param_key, args.official, args.device, args.trust_pickle)
+        net, scale, weights = load_network(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         sys.exit(f'rssr-infer: {error}')
-    scale = spec['network_g'].get('upscale', getattr(net, 'upscale', None)) or args.scale
     if not scale:
         parser.error('the arch has no `upscale` argument: pass --scale')
     if not weights:
         print('rssr-infer: warning: no --weights, running an untrained network', file=sys.stderr)
     try:
-        engine = TiledSR(
-            net, scale, args.tile, args.overlap, args.batch_size, args.device, args.ensemble, args.precision
-        )
+        device = 'cpu' if args.onnx else args.device  # onnxruntime takes and returns CPU arrays
+        engine = TiledSR(net, scale, args.tile, args.overlap, args.batch_size, device, args.ensemble, args.precision)
     except ValueError as error:
         parser.error(str(error))
     if osp.isdir(args.input):

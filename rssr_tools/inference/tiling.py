@@ -63,7 +63,8 @@ class TiledSR:
     """Runs ``net`` over an image in overlapping tiles and yields finished output rows.
 
     Args:
-        net (nn.Module): Maps (B, C, h, w) in [0, 1] to (B, C, h*scale, w*scale).
+        net (callable): Maps a (B, C, h, w) tensor in [0, 1] to (B, C, h*scale, w*scale): a PyTorch
+            network, or :class:`~rssr_tools.inference.onnx.OnnxSR` (onnxruntime; CPU tensors in and out).
         scale (int): Upscale factor.
         tile (int): Tile side in LR pixels. Default: 256.
         overlap (int): Overlap between neighbouring tiles, LR pixels. Default: 32.
