@@ -158,6 +158,16 @@ def check_size(name, width, height, max_pixels=MAX_PIXELS, bytes_per_pixel=None)
         )
 
 
+def add_max_pixels_argument(parser, what='images'):
+    """The ``--max-pixels`` option every command that reads images takes (checked on the header)."""
+    parser.add_argument(
+        '--max-pixels',
+        type=int,
+        default=MAX_PIXELS,
+        help=f'refuse {what} above this many pixels, checked on the header before decoding (default {MAX_PIXELS})',
+    )
+
+
 def read_bytes(path):
     """The bytes of an image file; a missing, unreadable or empty file is an :class:`ImageError` naming it."""
     try:

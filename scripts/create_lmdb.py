@@ -29,7 +29,7 @@ import rssr_compat  # noqa: F401
 
 from tqdm import tqdm
 
-from rssr_data.image_io import MAX_PIXELS, ImageError, scan_images
+from rssr_data.image_io import ImageError, add_max_pixels_argument, scan_images
 from rssr_data.lmdb_util import check_output, install, pack_lmdb, verify_lmdb
 from rssr_data.prepare import split_entries
 
@@ -52,12 +52,7 @@ def main(argv=None):
         help='value encoding: bmp (8-bit images, fastest reads; 16-bit ones are stored as PNG) or png',
     )
     parser.add_argument('--compress-level', type=int, default=1, help='PNG level 0-9')
-    parser.add_argument(
-        '--max-pixels',
-        type=int,
-        default=MAX_PIXELS,
-        help=f'refuse images above this many pixels (default {MAX_PIXELS})',
-    )
+    add_max_pixels_argument(parser)
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
         parser.error('give one --output per --input')

@@ -33,7 +33,7 @@ import rssr_compat  # noqa: F401
 import cv2
 from tqdm import tqdm
 
-from rssr_data.image_io import IMG_EXTENSIONS, MAX_PIXELS, ImageError, read_raw, safe_relpath, scan_images
+from rssr_data.image_io import IMG_EXTENSIONS, ImageError, add_max_pixels_argument, read_raw, safe_relpath, scan_images
 
 MANIFEST = 'crops.jsonl'
 
@@ -180,12 +180,7 @@ def main(argv=None):
     parser.add_argument('--thresh-size', type=int, default=0, help='add a border-flush crop when more is left')
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--overwrite', action='store_true', help=f'delete the crops recorded in <out>/{MANIFEST} first')
-    parser.add_argument(
-        '--max-pixels',
-        type=int,
-        default=MAX_PIXELS,
-        help=f'refuse images above this many pixels (default {MAX_PIXELS})',
-    )
+    add_max_pixels_argument(parser)
     args = parser.parse_args(argv)
     if args.crop_size % args.scale or args.step % args.scale:
         parser.error(f'--crop-size and --step must be multiples of --scale {args.scale} to keep LR aligned.')

@@ -35,7 +35,7 @@ import rssr_compat  # noqa: F401
 
 from tqdm import tqdm
 
-from rssr_data.image_io import MAX_PIXELS, ImageError
+from rssr_data.image_io import ImageError, add_max_pixels_argument
 from rssr_data.prepare import plan, run_job
 from rssr_tools.denoise import add_arguments, denoise_splits, settings_from
 
@@ -49,12 +49,7 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--fractions', type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=('TRAIN', 'VAL', 'TEST'))
     parser.add_argument('--workers', type=int, default=2)
-    parser.add_argument(
-        '--max-pixels',
-        type=int,
-        default=MAX_PIXELS,
-        help=f'refuse images above this many pixels (default {MAX_PIXELS})',
-    )
+    add_max_pixels_argument(parser)
     add_arguments(parser, required=False)
     args = parser.parse_args(argv)
     start = time.time()

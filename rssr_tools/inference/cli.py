@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rssr_data.image_io import MAX_PIXELS
+from rssr_data.image_io import MAX_PIXELS, add_max_pixels_argument
 from rssr_tools.memory import peak_rss_mib
 from rssr_tools.weights import build_model, model_options, read_sidecar, scale_of
 
@@ -187,12 +187,7 @@ def main(argv=None):
     existing.add_argument(
         '--skip-existing', action='store_true', help='keep existing outputs (continue an interrupted folder run)'
     )
-    parser.add_argument(
-        '--max-pixels',
-        type=int,
-        default=MAX_PIXELS,
-        help=f'refuse scenes above this many pixels, checked on the header (default {MAX_PIXELS})',
-    )
+    add_max_pixels_argument(parser, 'scenes')
     args = parser.parse_args(argv)
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device}: no CUDA device here; use --device cpu')
