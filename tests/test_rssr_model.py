@@ -1,5 +1,7 @@
 """RSSRModel: deep supervision over multi-output nets, the local-loss slot, option checking."""
 
+import re
+
 import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -101,3 +103,66 @@ def test_validation_uses_the_final_output(tmp_path):
     model.feed_data({'lq': torch.ones(1, 3, 4, 4)})
     model.test()
     assert torch.allclose(model.output, torch.full((1, 3, 8, 8), 0.5))
+
+
+def _model_with_tile(tmp_path, tile, network=None):
+    opt = dict(
+        name='t',
+        model_type='RSSRModel',
+        scale=4,
+        num_gpu=0,
+        dist=False,
+        is_train=False,
+        network_g=network or dict(type='MSRResNet', num_feat=8, num_block=1, upscale=4),
+        path=dict(pretrain_network_g=None),
+        val=dict(tile=tile),
+    )
+    return RSSRModel(opt)
+
+
+def test_tiled_test_equals_the_whole_image_in_float(tmp_path):
+    torch.manual_seed(0)
+    whole = _model_with_tile(tmp_path, None)
+    tiled = _model_with_tile(tmp_path, dict(size=32, overlap=24, batch_size=2))  # fades 6 LR px > radius 5
+    for module in whole.net_g.modules():  # PyTorch's default init: MSRResNet's own (x0.1) hides the seams
+        if isinstance(module, nn.Conv2d):
+            module.reset_parameters()
+    tiled.net_g.load_state_dict(whole.net_g.state_dict())
+    lq = torch.rand(2, 3, 44, 58)
+    for model in (whole, tiled):
+        model.feed_data({'lq': lq})
+        model.test()
+    assert tiled.output.shape == (2, 3, 176, 232)
+    torch.testing.assert_close(tiled.output, whole.output, rtol=0, atol=1e-5)
+    # A fade narrower than the receptive field shows the seams: the comparison can fail.
+    narrow = _model_with_tile(tmp_path, dict(size=32, overlap=4))
+    narrow.net_g.load_state_dict(whole.net_g.state_dict())
+    narrow.feed_data({'lq': lq})
+    narrow.test()
+    assert (narrow.output - whole.output).abs().max() > 1e-3
+
+
+def test_tiled_validation_keeps_the_training_mode(tmp_path):
+    model = make_model(tmp_path)
+    model.opt['val'] = {}
+    model.tile_opt = model._tile_options(dict(size=3))  # as if `val: {tile: {size: 3}}`
+    model.feed_data({'lq': torch.ones(1, 3, 5, 4)})
+    model.test()
+    assert torch.allclose(model.output, torch.full((1, 3, 10, 8), 0.5))  # the final output only
+    assert model.net_g.training
+
+
+@pytest.mark.parametrize(
+    'tile, message',
+    [
+        (dict(overlap=0), 'give {size'),
+        (dict(size=32, overlap=0, stride=8), 'give {size'),
+        (dict(size=32, overlap=32), 'overlap 32 must be'),
+        (dict(size=32, batch_size=0), 'batch_size at least 1'),
+        (dict(size='32'), 'must be integers'),
+    ],
+)
+def test_bad_tile_options_are_named(tmp_path, tile, message):
+    with pytest.raises((KeyError, ValueError), match=re.escape(message)) as error:
+        _model_with_tile(tmp_path, tile)
+    assert '`val.tile`' in str(error.value)
