@@ -34,6 +34,9 @@ def test_option_file_is_consistent(path):
     if 'upscale' in net_opt:
         assert net_opt['upscale'] == opt['scale']
     if 'train' in opt:
+        # Every training file validates, as BasicSR users expect (RSSR25 on held-out training pairs).
+        assert any(phase.startswith('val') for phase in opt['datasets']), 'no validation set'
+        assert opt['val']['val_freq'] > 0 and {'psnr', 'ssim'} <= set(opt['val']['metrics'])
         if opt['model_type'] == 'RSSRModel':
             assert set(opt['train']) <= TRAIN_KEYS
         for key in ('pixel_opt', 'perceptual_opt', 'local_opt'):
