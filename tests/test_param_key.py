@@ -6,11 +6,6 @@ weights (computed here with ``load_state_dict``, without the loader), and an
 entry the file lacks must be an error that lists the entries it has.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import rssr_compat  # noqa: F401
 
 import cv2
@@ -25,9 +20,8 @@ import rssr_tools
 from rssr_tools.benchmark.models import build_benchmark_model, model_spec, super_resolve
 from rssr_tools.inference import main as infer_main
 from rssr_tools.weights import WeightsError
+from tests.helpers.options import pytorch_init, run_test_script
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
 SCALE = 4
 NETWORK = dict(type='MSRResNet', num_feat=8, num_block=1, upscale=SCALE)
 KEYS = ('params', 'params_ema')
@@ -37,11 +31,7 @@ def random_state(seed):
     """MSRResNet weights with PyTorch's default conv init (MSRResNet's own x0.1 init makes outputs alike)."""
     rssr_tools.import_registries()
     torch.manual_seed(seed)
-    net = build_network(dict(NETWORK))
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            module.reset_parameters()
-    return net.state_dict()
+    return pytorch_init(build_network(dict(NETWORK))).state_dict()
 
 
 @pytest.fixture(scope='module')
@@ -92,17 +82,6 @@ def write_option_file(root, name, weights, key):
     return path
 
 
-def run_test_pipeline(root, opt_file):
-    return subprocess.run(
-        [sys.executable, str(REPO / 'scripts' / 'test.py'), '-opt', str(opt_file)],
-        cwd=root,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def assert_is(img, expected, key):
     """``img`` is the output of ``key``'s weights (up to 8-bit rounding), not the other entry's."""
     other = next(k for k in KEYS if k != key)
@@ -137,7 +116,7 @@ def test_inference_benchmark_and_test_pipeline_load_the_same_entry(setup, key):
         assert_is(tensor2img(super_resolve(net, lq, SCALE)), expected, key)
 
     # BasicSR's test pipeline (scripts/test.py -> BaseModel.load_network, patched to rssr_tools.weights).
-    proc = run_test_pipeline(root, opt_file)
+    proc = run_test_script(opt_file, root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f'with param key: [{key}]' in proc.stdout + proc.stderr
     saved = root / 'results' / f'same_{key}' / 'visualization' / 'scene' / 'scene_sr.png'
@@ -157,5 +136,5 @@ def test_an_absent_entry_is_an_error_listing_the_entries(setup):
     with pytest.raises(WeightsError, match=listed.replace('[', r'\[').replace(']', r'\]')):
         build_benchmark_model(model_spec({'opt': str(opt_file)}))
 
-    proc = run_test_pipeline(root, opt_file)
+    proc = run_test_script(opt_file, root)
     assert proc.returncode != 0 and listed in proc.stderr, proc.stderr[-3000:]

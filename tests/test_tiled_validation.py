@@ -2,9 +2,6 @@
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import rssr_compat  # noqa: F401
 
@@ -19,9 +16,7 @@ from basicsr.utils import img2tensor, tensor2img
 import rssr_arch  # noqa: F401
 from rssr_data.prepare import save_lr
 from rssr_tools.weights import build_model
-
-REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+from tests.helpers.options import REPO, pytorch_init, run_test_script
 
 
 def write_split(root, split, scale, lr_sizes, seed=0):
@@ -40,14 +35,7 @@ def run_test(opt, tmp_path):
     """Run scripts/test.py on ``opt``; return the logged metrics and the saved SR images (BGR uint8)."""
     opt_file = tmp_path / f'{opt["name"]}.yml'
     opt_file.write_text(yaml.safe_dump(opt))
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'scripts' / 'test.py'), '-opt', str(opt_file)],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_test_script(opt_file, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     results = tmp_path / 'results' / opt['name']
     log = next(results.glob('*.log')).read_text()
@@ -58,10 +46,7 @@ def run_test(opt, tmp_path):
 
 def save_checkpoint(network_opt, path, seed=0):
     torch.manual_seed(seed)
-    net = build_model(network_opt)
-    for module in net.modules():  # PyTorch's default init: MSRResNet's own (x0.1) would hide seams
-        if isinstance(module, torch.nn.Conv2d):
-            module.reset_parameters()
+    net = pytorch_init(build_model(network_opt))  # MSRResNet's own init (x0.1) would hide seams
     torch.save({'params': net.state_dict()}, path)
     return build_model(network_opt, str(path)).eval()
 
