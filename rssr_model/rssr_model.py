@@ -35,7 +35,6 @@ class RSSRModel(SRModel):
       as in SRModel, ``pixel_opt`` or ``perceptual_opt`` must be given.
     * ``optim_g.type`` may name any ``torch.optim`` optimizer (BasicSR 1.4.2
       accepts only Adam).
-
     * tiled validation and testing: ``val: {tile: {size: 32, overlap: 0}}``
       runs the network on tiles of ``size`` LR pixels overlapping by
       ``overlap`` (``batch_size`` tiles per forward, default 4) and blends them
