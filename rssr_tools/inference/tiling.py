@@ -140,15 +140,20 @@ class TiledSR:
             [torch.from_numpy(v).to(where) for v in blend_weights(starts, side, s, self.overlap)]
             for starts, side in ((ys, th), (xs, tw))
         )
-        acc = torch.zeros((c, th * s, w * s), dtype=torch.float32, device=where)  # output rows [top, top + th*s)
+        shape = (c, th * s, w * s)  # output rows [top, top + th*s)
+        # NumPy's zeros (calloc) for scenes: pages become resident only when written.
+        acc = torch.zeros(shape, device=where) if is_tensor else torch.from_numpy(np.zeros(shape, np.float32))
         view = (lambda t: t) if is_tensor else (lambda t: t.numpy())
         top = 0
         for y, wy in zip(ys, wys):
             shift = y * s - top
             if shift:  # rows above this tile row are final
                 yield top, view(acc[:, :shift])  # a view: the consumer is done with it when we resume
-                acc[:, : acc.shape[1] - shift] = acc[:, shift:].clone()  # overlapping copy
-                acc[:, acc.shape[1] - shift :] = 0
+                keep = acc.shape[1] - shift
+                for i in range(0, keep, shift):  # move the open rows up in chunks that do not overlap: no temporary
+                    j = min(i + shift, keep)
+                    acc[:, i:j] = acc[:, i + shift : j + shift]
+                acc[:, keep:] = 0
                 top = y * s
             for j0 in range(0, len(xs), self.batch_size):
                 chunk = range(j0, min(j0 + self.batch_size, len(xs)))
