@@ -131,24 +131,25 @@ class TiledSR:
             on ``img``'s device. The rows are a view of the accumulator, valid (and free to modify)
             until the next iteration.
         """
-        is_tensor = torch.is_tensor(img)
-        where = img.device if is_tensor else torch.device('cpu')  # where outputs accumulate
         c, h, w = img.shape
         s = self.scale
         th, tw, ys, xs = self.grid(h, w)
-        wys, wxs = (
-            [torch.from_numpy(v).to(where) for v in blend_weights(starts, side, s, self.overlap)]
-            for starts, side in ((ys, th), (xs, tw))
-        )
         shape = (c, th * s, w * s)  # output rows [top, top + th*s)
-        # NumPy's zeros (calloc) for scenes: pages become resident only when written.
-        acc = torch.zeros(shape, device=where) if is_tensor else torch.from_numpy(np.zeros(shape, np.float32))
-        view = (lambda t: t) if is_tensor else (lambda t: t.numpy())
+        # The accumulator and the blending arithmetic stay in the input's library: NumPy on the CPU for
+        # scenes (single-threaded, calloc'd pages), torch on the input's device for tensors.
+        if torch.is_tensor(img):
+            acc = torch.zeros(shape, device=img.device)
+            weights, to_acc = (lambda v: torch.from_numpy(v).to(img.device)), (lambda t: t.to(img.device))
+        else:
+            acc = np.zeros(shape, np.float32)
+            weights, to_acc = (lambda v: v), (lambda t: t.cpu().numpy())
+        wys = [weights(v) for v in blend_weights(ys, th, s, self.overlap)]
+        wxs = [weights(v) for v in blend_weights(xs, tw, s, self.overlap)]
         top = 0
         for y, wy in zip(ys, wys):
             shift = y * s - top
             if shift:  # rows above this tile row are final
-                yield top, view(acc[:, :shift])  # a view: the consumer is done with it when we resume
+                yield top, acc[:, :shift]  # a view: the consumer is done with it when we resume
                 keep = acc.shape[1] - shift
                 for i in range(0, keep, shift):  # move the open rows up in chunks that do not overlap: no temporary
                     j = min(i + shift, keep)
@@ -160,12 +161,12 @@ class TiledSR:
                 tiles = self._tiles(img, y, th, [xs[j] for j in chunk], tw)
                 if (offset, span) != (0.0, 1.0):  # clip: only nodata lies outside the range
                     tiles = ((tiles - offset) / span).nan_to_num().clamp(0, 1)
-                for j, tile_out in zip(chunk, self._forward(tiles).to(where)):
+                for j, tile_out in zip(chunk, to_acc(self._forward(tiles))):
                     acc[:, :, xs[j] * s : (xs[j] + tw) * s] += tile_out * (wy[:, None] * wxs[j][None, :])
                 self.tiles_done += len(chunk)
                 if progress:
                     progress(len(chunk))
-        yield top, view(acc)
+        yield top, acc
 
     def __call__(self, img, offset=0.0, span=1.0):
         """img: (C, H, W) -> (C, H*scale, W*scale) float32 in the network's [0, 1] scale (NumPy or tensor, as img)."""
