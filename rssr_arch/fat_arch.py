@@ -87,23 +87,26 @@ class LSHSparseAttention(nn.Module):
         reduction (int): Channel reduction of the matching embedding.
         chunk_size (int): Tokens per attention chunk.
         seed (int): Seed of the fixed rotations used in deterministic eval.
+        deterministic_eval (bool): In eval mode, hash with the rotations drawn
+            from ``seed``; otherwise (and always in training) draw them from the
+            global RNG at every call, as the official code. Default: False.
     """
 
     max_buckets = 64
 
-    def __init__(self, channels, n_hashes=4, reduction=4, chunk_size=144, seed=0):
+    def __init__(self, channels, n_hashes=4, reduction=4, chunk_size=144, seed=0, deterministic_eval=False):
         super().__init__()
         self.n_hashes = n_hashes
         self.chunk_size = chunk_size
         self.seed = seed
-        self.deterministic = False  # set by FAT.train()/eval()
+        self.deterministic_eval = deterministic_eval
         self.conv_match = nn.Conv2d(channels, channels // reduction, 3, padding=1)
         self.conv_assembly = nn.Conv2d(channels, channels, 1)
 
     def _rotations(self, shape, like):
         if exporting():
             return self._exported_rotations(shape, like)
-        if self.deterministic and not self.training:
+        if self.deterministic_eval and not self.training:
             generator = torch.Generator(device=like.device).manual_seed(self.seed)
             return torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)
         # Drawn from the global RNG once per call, as the official code does.
@@ -120,7 +123,7 @@ class LSHSparseAttention(nn.Module):
         graphs slice them from the table: the same values as eager CPU
         inference, without a random op.
         """
-        if not (self.deterministic and not self.training):
+        if not (self.deterministic_eval and not self.training):
             raise ValueError(
                 'FAT exports need deterministic_eval: true and eval mode (the official draws new '
                 'random rotations on every call, which an exported graph cannot reproduce).'
@@ -160,7 +163,7 @@ class LSHSparseAttention(nn.Module):
         if torch.compiler.is_exporting():
             order = codes.flatten(1).sort(dim=-1).indices
         else:
-            stable = exporting() or (self.deterministic and not self.training)
+            stable = exporting() or (self.deterministic_eval and not self.training)
             order = codes.flatten(1).sort(dim=-1, stable=stable).indices  # (N, rounds*L)
         undo = torch.empty_like(order).scatter_(
             1, order, torch.arange(order.shape[1], device=x.device).expand_as(order)
@@ -203,11 +206,12 @@ class FourierSparseSelfAttention(nn.Module):
         reduction (int): Channel reduction of the matching embedding.
         chunk_size (int): Tokens per attention chunk.
         seed (int): Seed of the fixed rotations used in deterministic eval.
+        deterministic_eval (bool): See :class:`LSHSparseAttention`. Default: False.
     """
 
-    def __init__(self, channels, n_hashes=4, reduction=4, chunk_size=144, seed=0):
+    def __init__(self, channels, n_hashes=4, reduction=4, chunk_size=144, seed=0, deterministic_eval=False):
         super().__init__()
-        self.attention = LSHSparseAttention(2 * channels, n_hashes, reduction, chunk_size, seed)
+        self.attention = LSHSparseAttention(2 * channels, n_hashes, reduction, chunk_size, seed, deterministic_eval)
 
     def forward(self, x):
         """x: (B, C, H, W) -> (B, C, H, W)."""
@@ -335,13 +339,14 @@ class SRTBlock(nn.Module):
         num_heads (int): Attention heads.
         window_size (int): Window of the Swin layers (the MAT layer uses twice it).
         mlp_ratio (float): MLP hidden width / dim.
-        fssa_opt (dict): chunk_size, reduction, hashes (block FSSA), mat_hashes (MAT FSSA).
+        fssa_opt (dict): chunk_size, reduction, deterministic_eval, hashes (block FSSA),
+            mat_hashes (MAT FSSA).
         seed (int): Base seed of this block's deterministic-eval rotations.
     """
 
     def __init__(self, dim, depth, num_heads, window_size, mlp_ratio, fssa_opt, seed):
         super().__init__()
-        fssa = dict(reduction=fssa_opt['reduction'], chunk_size=fssa_opt['chunk_size'])
+        fssa = {k: fssa_opt[k] for k in ('reduction', 'chunk_size', 'deterministic_eval')}
         mat_fssa = FourierSparseSelfAttention(dim, fssa_opt['mat_hashes'], seed=seed, **fssa)
         self.layers = nn.ModuleList(
             [SwinLayer(dim, num_heads, window_size, mlp_ratio) for _ in range(depth)]
@@ -436,13 +441,16 @@ class FAT(nn.Module):
             raise ValueError(f'window_size has {len(windows)} entries for {num_blocks} SRT blocks.')
         width = upsampler_width or embed_dim
         self.upscale = upscale
-        self.deterministic_eval = deterministic_eval
         # Inputs are padded to this multiple: every window and MAT window, and the UAFB's 2x pooling.
         self.pad_multiple = math.lcm(2, *(2 * w for w in windows))
         self.shallow = nn.Sequential(nn.Conv2d(num_in_ch, num_in_ch, 3, 1, 1), nn.Conv2d(num_in_ch, embed_dim, 1))
         self.uafb = UAFB(embed_dim)
         fssa_opt = dict(
-            chunk_size=fssa_chunk_size, reduction=fssa_reduction, hashes=fssa_hashes, mat_hashes=mat_fssa_hashes
+            chunk_size=fssa_chunk_size,
+            reduction=fssa_reduction,
+            hashes=fssa_hashes,
+            mat_hashes=mat_fssa_hashes,
+            deterministic_eval=deterministic_eval,
         )
         self.blocks = nn.ModuleList(
             SRTBlock(embed_dim, depth, num_heads, w, mlp_ratio, fssa_opt, seed=2 * i) for i, w in enumerate(windows)
@@ -451,7 +459,6 @@ class FAT(nn.Module):
         self.upsample = make_upsampler(upscale, embed_dim, width)
         self.conv_last = nn.Conv2d(width, num_out_ch, 3, 1, 1)
         self.apply(self._init_weights)
-        self.train()
 
     @staticmethod
     def _init_weights(m):
@@ -461,13 +468,6 @@ class FAT(nn.Module):
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-    def train(self, mode=True):
-        super().train(mode)
-        for module in self.modules():
-            if isinstance(module, LSHSparseAttention):
-                module.deterministic = self.deterministic_eval
-        return self
 
     def forward(self, x):
         """x: (B, C, H, W) in [0, 1] -> (B, C, upscale*H, upscale*W) in [0, 1]."""

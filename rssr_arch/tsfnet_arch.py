@@ -202,6 +202,17 @@ class LayerNorm2d(nn.Module):
         return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
+class FoldedConv1x1(nn.Conv2d):
+    """A bias-free 1x1 conv kept for its ``weight`` only (same state-dict key as the official conv).
+
+    MDTA folds this projection into its attention matrix; running it as well
+    would apply it twice, so calling it is an error.
+    """
+
+    def forward(self, x):
+        raise RuntimeError('MDTA.project_out is folded into the attention matrix; running it would apply it twice.')
+
+
 class MDTA(nn.Module):
     """Multi-Dconv head transposed attention (Restormer): attention across channels.
 
@@ -223,7 +234,7 @@ class MDTA(nn.Module):
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
         self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=False)
         self.qkv_dwconv = nn.Conv2d(3 * channels, 3 * channels, 3, 1, 1, groups=3 * channels, bias=False)
-        self.project_out = nn.Conv2d(channels, channels, 1, bias=False)
+        self.project_out = FoldedConv1x1(channels, channels, 1, bias=False)  # folded: only its weight is read
 
     def forward(self, x):
         """x: (B, C, H, W) -> (B, C, H, W) in channels-last memory format."""

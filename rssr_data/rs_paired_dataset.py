@@ -43,6 +43,12 @@ OWN_KEYS = {
 }
 
 
+def create_lmdb_command(db_path):
+    """The ``scripts/create_lmdb.py`` command that packs ``<folder>.lmdb`` from ``<folder>``."""
+    folder = db_path[: -len('.lmdb')] if db_path.endswith('.lmdb') else db_path
+    return f'python scripts/create_lmdb.py --input {folder} --output {folder}.lmdb'
+
+
 @DATASET_REGISTRY.register()
 class RSPairedDataset(data.Dataset):
     """Paired HR/LR remote-sensing images, from folders (class sub-folders included) or LMDB.
@@ -130,10 +136,15 @@ class RSPairedDataset(data.Dataset):
 
     def _lmdb_pairs(self, opt):
         roots = [self.gt_root] + ([] if self.lq_from_gt else [self.lq_root])
-        for root in roots:
+        for key, root in zip(('dataroot_gt', 'dataroot_lq'), roots):
             if not root.endswith('.lmdb'):
-                raise ValueError(
-                    f'io_backend lmdb needs .lmdb folders, got {root}; pack it with scripts/create_lmdb.py.'
+                packed = f'{root.rstrip("/")}.lmdb'
+                fix = f'use {packed}' if osp.isdir(packed) else f'pack it first: {create_lmdb_command(packed)}'
+                raise ValueError(f'io_backend lmdb reads .lmdb databases, but {key} is the folder {root}; {fix}')
+            if not osp.isdir(root):
+                raise FileNotFoundError(
+                    f'LMDB {root} ({key}) does not exist; make it with: {create_lmdb_command(root)} '
+                    '(or set io_backend type: disk to read the image folder).'
                 )
         self.io_opt['db_paths'] = roots
         self.io_opt['client_keys'] = ['gt', 'lq'][: len(roots)]
@@ -217,7 +228,9 @@ class _PresetDataset(RSPairedDataset):
 
     ``root`` (str) replaces ``dataroot_gt``/``dataroot_lq``; the other keys are those of
     :class:`RSPairedDataset`. Split folders are named by ``split`` (default: the
-    BasicSR phase, with validation sets named 'val*' reading ``val``).
+    BasicSR phase, with validation sets named 'val*' reading ``val``). With
+    ``io_backend: {type: lmdb}`` the databases are ``<root>/<split>/HR.lmdb`` and
+    ``<root>/<split>/LR_x<scale>.lmdb``, where scripts/create_lmdb.py puts them.
     """
 
     GT_SIZE = None
@@ -232,9 +245,10 @@ class _PresetDataset(RSPairedDataset):
         split = opt.pop('split', 'val' if opt['phase'].startswith('val') else opt['phase'])
         if 'root' in opt:
             root = opt.pop('root')
-            opt.setdefault('dataroot_gt', osp.join(root, split, 'HR'))
+            ext = '.lmdb' if opt.get('io_backend', {}).get('type') == 'lmdb' else ''
+            opt.setdefault('dataroot_gt', osp.join(root, split, 'HR' + ext))
             if not opt.get('lq_from_gt'):
-                opt.setdefault('dataroot_lq', osp.join(root, split, f'LR_x{opt.get("scale")}'))
+                opt.setdefault('dataroot_lq', osp.join(root, split, f'LR_x{opt.get("scale")}{ext}'))
         if cls.GT_SIZE and opt['phase'] == 'train':
             opt.setdefault('gt_size', cls.GT_SIZE)
         return opt

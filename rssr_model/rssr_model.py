@@ -5,12 +5,16 @@ from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from rssr_tools.inference.tiling import TiledSR
+
 # Loss slots, in the order they are added to the total; each is optional.
 LOSS_SLOTS = ('pixel_opt', 'perceptual_opt', 'local_opt')
 # Every key RSSRModel reads from `train`; anything else is a typo we refuse.
 TRAIN_KEYS = frozenset(
     LOSS_SLOTS + ('optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'ema_decay', 'output_weights')
 )
+# Keys of `val.tile` (tiled validation and testing), with their defaults; `size` is required.
+TILE_KEYS = {'size': None, 'overlap': 0, 'batch_size': 4}
 
 
 @MODEL_REGISTRY.register()
@@ -31,11 +35,56 @@ class RSSRModel(SRModel):
       as in SRModel, ``pixel_opt`` or ``perceptual_opt`` must be given.
     * ``optim_g.type`` may name any ``torch.optim`` optimizer (BasicSR 1.4.2
       accepts only Adam).
+    * tiled validation and testing: ``val: {tile: {size: 32, overlap: 0}}``
+      runs the network on tiles of ``size`` LR pixels overlapping by
+      ``overlap`` (``batch_size`` tiles per forward, default 4) and blends them
+      as scene inference does (:class:`rssr_tools.inference.tiling.TiledSR`):
+      with ``overlap: 0`` the tiles lie side by side and the last one of a row
+      or column is moved back inside the image (TSFNet's official block
+      evaluation); with an overlap, outputs are cross-faded and equal a
+      whole-image pass for networks whose receptive field fits in
+      ``overlap // 4`` LR pixels. Without ``tile``, whole images, as SRModel.
 
     Train option keys: ``pixel_opt``, ``perceptual_opt``, ``local_opt``,
     ``output_weights``, ``optim_g``, ``scheduler``, ``total_iter``,
-    ``warmup_iter``, ``ema_decay``. Unknown keys raise an error.
+    ``warmup_iter``, ``ema_decay``. ``val.tile`` keys: ``size``, ``overlap``,
+    ``batch_size``. Unknown keys raise an error.
     """
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.tile_opt = self._tile_options((opt.get('val') or {}).get('tile'))
+
+    def _tile_options(self, tile):
+        if tile is None:
+            return None
+        where = f'`val.tile` in the option file of {self.opt["name"]!r}'
+        if not isinstance(tile, dict) or set(tile) - set(TILE_KEYS) or 'size' not in tile:
+            raise KeyError(f'{where} is {tile!r}; give {{size: <LR pixels>, overlap: 0, batch_size: 4}}.')
+        tile = {**TILE_KEYS, **tile}
+        if not all(isinstance(tile[k], int) for k in TILE_KEYS) or tile['batch_size'] < 1:
+            raise ValueError(f'{where}: size, overlap and batch_size must be integers, batch_size at least 1.')
+        if not 0 <= tile['overlap'] < tile['size']:
+            raise ValueError(f'{where}: overlap {tile["overlap"]} must be at least 0 and smaller than size.')
+        return tile
+
+    def test(self):
+        """Super-resolve ``self.lq`` (B, C, h, w) into ``self.output`` (B, C, h*scale, w*scale), tiled if asked."""
+        if self.tile_opt is None:
+            return super().test()
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        tiler = TiledSR(
+            net,
+            self.opt['scale'],
+            self.tile_opt['size'],
+            self.tile_opt['overlap'],
+            self.tile_opt['batch_size'],
+            self.device,
+        )
+        self.output = torch.stack([tiler(img) for img in self.lq])
+        net.train(was_training)
 
     def init_training_settings(self):
         train_opt = self.opt['train']

@@ -14,13 +14,15 @@ import os
 import tempfile
 import time
 
+import rssr_compat  # noqa: F401  (before basicsr: the torchvision alias)
+
 import cv2
 import numpy as np
 from basicsr.data import build_dataset
-from basicsr.utils.matlab_functions import imresize
 
 import rssr_data  # noqa: F401
 from rssr_data.lmdb_util import write_lmdb
+from rssr_data.prepare import save_lr
 
 
 def rate(dataset, repeat):
@@ -48,10 +50,9 @@ def main():
         os.makedirs(folder, exist_ok=True)
     names = [f'tile{i:04d}.png' for i in range(args.num)]
     for name in names:
-        hr = cv2.GaussianBlur(rng.random((args.size, args.size, 3)), (0, 0), 1.5)
-        cv2.imwrite(os.path.join(folders['HR'], name), np.round(hr * 255).astype(np.uint8))
-        lr = np.clip(np.round(imresize(hr, 1 / args.scale) * 255), 0, 255).astype(np.uint8)
-        cv2.imwrite(os.path.join(folders['LR'], name), lr)
+        hr = np.round(cv2.GaussianBlur(rng.random((args.size, args.size, 3)), (0, 0), 1.5) * 255).astype(np.uint8)
+        cv2.imwrite(os.path.join(folders['HR'], name), hr)
+        save_lr(hr, os.path.join(folders['LR'], name), args.scale)
     base = dict(type='RSPairedDataset', name='bench', phase='val', scale=args.scale)
     results = {
         'PNG folders': rate(

@@ -28,6 +28,8 @@ import types
 
 import torch
 
+from rssr_tools.memory import reset_peak_rss, status_kib
+
 DEFAULTS = {  # LR input (the official TSFNet runs only at HR 256; FAT needs multiples of 12)
     'TSFNet': dict(env='RSSR_OFFICIAL_TSFNET', shape=(1, 3, 32, 32)),
     'FAT': dict(env='RSSR_OFFICIAL_FAT', shape=(1, 3, 48, 48)),
@@ -83,11 +85,6 @@ def build(arch, impl, root, scale):
     return ours, x
 
 
-def _kib(field):
-    with open('/proc/self/status') as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ':'))
-
-
 def child(args):
     fn, x = build(args.arch, args.impl, args.official, args.scale)
     target = torch.rand_like(x) * 2 - 1 if args.arch == 'loss' else None
@@ -109,11 +106,9 @@ def child(args):
 
     run()  # warm-up
     if args.measure == 'memory':
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset the peak to the current RSS
-        base = _kib('VmRSS')
+        base = reset_peak_rss()
         run()
-        return print(json.dumps({'peak_mib': (_kib('VmHWM') - base) / 1024}))
+        return print(json.dumps({'peak_mib': (status_kib('VmHWM') - base) / 1024}))
     times = []
     for _ in range(args.runs):
         start = time.perf_counter()

@@ -1,6 +1,8 @@
 """Remote-sensing datasets, LMDB packing and LR generation, on real samples and generated folders."""
 
 import gc
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -12,7 +14,7 @@ from basicsr.utils.matlab_functions import imresize
 import rssr_data  # noqa: F401
 from rssr_data.image_io import ImageError, read_image
 from rssr_data.prepare import make_splits, plan
-from tests.helpers.data import dataset, make_scenes, run_script
+from tests.helpers.data import REPO, dataset, make_scenes, run_script
 
 
 def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path):
@@ -102,6 +104,57 @@ def test_folder_to_lmdb_round_trip_and_basicsr_reads_it(tmp_path):
     proc = run_script('create_lmdb.py', '--input', hr_dir, '--output', hr_db)
     assert proc.returncode != 0 and '--overwrite' in proc.stderr
     assert run_script('create_lmdb.py', '--input', hr_dir, '--output', hr_db, '--overwrite').returncode == 0
+
+
+def test_presets_read_the_lmdbs_the_readme_command_writes(tmp_path):
+    """README's create_lmdb example writes <root>/<split>/{HR,LR_x8}.lmdb; UCMercedDataset finds them."""
+    root = tmp_path / 'UCMerced'
+    split = root / 'train'
+    make_scenes(split / 'HR', size=(32, 40))
+    for p in (split / 'HR').rglob('*.png'):
+        (split / 'LR_x8' / p.parent.name).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(split / 'LR_x8' / p.parent.name / p.name), cv2.resize(cv2.imread(str(p)), (5, 4)))
+    preset = dict(type='UCMercedDataset', root=str(root), split='train', scale=8)
+    # Before packing: the error names the database it looked for and the command that makes it.
+    with pytest.raises(FileNotFoundError) as error:
+        dataset(**preset, io_backend={'type': 'lmdb'})
+    message = str(error.value)
+    assert f'{split / "HR.lmdb"} (dataroot_gt) does not exist' in message
+    command = message.split('make it with: ')[1].split(' (or')[0]
+    assert command == f'python scripts/create_lmdb.py --input {split / "HR"} --output {split / "HR.lmdb"}'
+    proc = subprocess.run(  # the command as printed, from the checkout
+        [sys.executable, *command.split()[1:], '--verify'], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    with pytest.raises(FileNotFoundError, match=f'{split / "LR_x8.lmdb"} .dataroot_lq.*--input {split / "LR_x8"} '):
+        dataset(**preset, io_backend={'type': 'lmdb'})
+    # README's command (both databases at once).
+    proc = run_script(
+        'create_lmdb.py',
+        '--input',
+        split / 'HR',
+        split / 'LR_x8',
+        '--output',
+        split / 'HR.lmdb',
+        split / 'LR_x8.lmdb',
+        '--overwrite',
+        '--verify',
+    )
+    assert proc.returncode == 0, proc.stderr
+    packed = dataset(**preset, io_backend={'type': 'lmdb'})
+    assert packed.opt['dataroot_gt'] == str(split / 'HR.lmdb')
+    assert packed.opt['dataroot_lq'] == str(split / 'LR_x8.lmdb')
+    folder = dataset(**preset)
+    assert len(folder) == len(packed) == 8
+    for a, b in zip(folder, packed):
+        assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq'])
+    del packed
+    gc.collect()  # LMDB allows one open environment per path and process
+    # A folder given where a database is expected: point at the packed one, do not pack again.
+    with pytest.raises(ValueError, match=f'dataroot_gt is the folder {split / "HR"}; use {split / "HR.lmdb"}$'):
+        dataset(
+            dataroot_gt=str(split / 'HR'), dataroot_lq=str(split / 'LR_x8.lmdb'), scale=8, io_backend={'type': 'lmdb'}
+        )
 
 
 def test_lmdb_map_grows_instead_of_failing(tmp_path):

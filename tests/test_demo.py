@@ -9,6 +9,8 @@ import rssr_compat  # noqa: F401
 
 import cv2
 import numpy as np
+import pytest
+import yaml
 from basicsr.utils.matlab_functions import imresize
 
 from rssr_data.demo import VAL_COLUMNS, make_demo_dataset, terrain_image
@@ -55,3 +57,38 @@ def test_demo_trains_and_reports_validation_psnr(tmp_path):
     psnr = float(re.search(r'# psnr: ([\d.]+)', out).group(1))
     assert 20 < bicubic < 35 and 5 < psnr < 40
     assert (tmp_path / 'experiments' / 'rssr_demo_x4' / 'models' / 'net_g_latest.pth').is_file()
+
+
+def _recorded_figures():
+    """{'bicubic': x, 200: y, ...} from the table of docs/demo.md."""
+    table = {}
+    for label, value in re.findall(r'^\| (.+?) \| ([\d.]+) \|$', (REPO / 'docs' / 'demo.md').read_text(), re.M):
+        it = re.search(r'iteration (\d+)', label)
+        table[int(it.group(1)) if it else 'bicubic' if label.startswith('bicubic') else label] = value
+    return table
+
+
+def _printed_figures(out, iters):
+    """The bicubic baseline and the validation PSNR at each of ``iters`` (2-decimal strings) in the demo's output."""
+    bicubic = re.search(r'Bicubic baseline on rssr_demo_val: PSNR ([\d.]+) dB', out).group(1)
+    # BasicSR's validation log: one per val_freq, then one more after the last iteration (the same model).
+    psnrs = re.findall(r'# psnr: ([\d.]+)', out)
+    assert len(psnrs) == len(iters) + 1 and psnrs[-1] == psnrs[-2]
+    return {'bicubic': bicubic, **{it: f'{float(v):.2f}' for it, v in zip(iters, psnrs)}}
+
+
+@pytest.mark.slow  # the whole demo: a minute or two on 2 idle cores
+def test_demo_matches_the_recorded_run(tmp_path):
+    """README's first command, in a fresh folder, prints the figures docs/demo.md quotes (to 2 decimals)."""
+    recorded = _recorded_figures()
+    with open(REPO / 'options' / 'train_demo_x4.yml') as f:
+        opt = yaml.safe_load(f)
+    iters = list(range(opt['val']['val_freq'], opt['train']['total_iter'] + 1, opt['val']['val_freq']))
+    assert set(recorded) == {'bicubic', *iters}, recorded
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'scripts' / 'demo.py')], cwd=tmp_path, capture_output=True, text=True, timeout=3600
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert _printed_figures(out, iters) == recorded
+    assert (tmp_path / 'experiments' / opt['name'] / 'demo_result.png').is_file()

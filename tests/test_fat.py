@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rssr_arch
-from rssr_arch.fat_arch import FAT, ChunkAttention, window_attention
+from rssr_arch.fat_arch import FAT, ChunkAttention, LSHSparseAttention, window_attention
 
 TINY = dict(embed_dim=16, num_blocks=1, depth=1, num_heads=2)
 
@@ -65,17 +65,33 @@ def test_converter_accounts_for_every_official_key(parity_dir):
 
 def test_deterministic_eval_is_reproducible_and_leaves_the_global_rng_alone():
     torch.manual_seed(0)
-    model = FAT(**TINY).eval()
+    model = FAT(**TINY)
+    official = FAT(**TINY, deterministic_eval=False)
+    official.load_state_dict(model.state_dict())
+    fssa = [m for m in model.modules() if isinstance(m, LSHSparseAttention)]
+    # Each FSSA knows the choice from construction (no train()/eval() override pushes it).
+    assert fssa and all(m.deterministic_eval for m in fssa)
+    assert not any(m.deterministic_eval for m in official.modules() if isinstance(m, LSHSparseAttention))
+    assert len({m.seed for m in fssa}) == len(fssa)  # fixed rotations per module
+
     x = torch.rand(1, 3, 24, 24)
+    model.eval()
     state = torch.get_rng_state()
     with torch.no_grad():
         first, second = model(x), model(x)
     assert torch.equal(first, second)
     assert torch.equal(state, torch.get_rng_state())
-    model.deterministic_eval = False
-    model.eval()  # re-applies the flag to the attention modules
     with torch.no_grad():
-        assert not torch.equal(model(x), model(x))  # global-RNG rotations, as the official code
+        official.eval()
+        assert not torch.equal(official(x), official(x))  # global-RNG rotations, as the official code
+        model.train()  # training draws from the global RNG even with deterministic_eval
+        torch.manual_seed(1)
+        drawn = model(x)
+        assert not torch.equal(state, torch.get_rng_state())
+        torch.manual_seed(1)
+        assert torch.equal(official.train()(x), drawn)
+        model.eval()
+        assert torch.equal(model(x), first)  # back in eval: the same fixed rotations
 
 
 def test_any_size_and_scale():

@@ -13,7 +13,7 @@ import rssr_loss  # noqa: F401
 import rssr_model  # noqa: F401
 from rssr_data.real_degradations import load_config
 from rssr_data.rs_paired_dataset import BASICSR_KEYS, OWN_KEYS, RSPairedDataset
-from rssr_model.rssr_model import TRAIN_KEYS
+from rssr_model.rssr_model import TILE_KEYS, TRAIN_KEYS
 
 OPTIONS = sorted(
     p for p in (Path(__file__).resolve().parents[1] / 'options').glob('*.yml') if not p.name.startswith('benchmark_')
@@ -39,6 +39,9 @@ def test_option_file_is_consistent(path):
     if 'upscale' in net_opt:
         assert net_opt['upscale'] == opt['scale']
     if 'train' in opt:
+        # Every training file validates, as BasicSR users expect (RSSR25 on held-out training pairs).
+        assert any(phase.startswith('val') for phase in opt['datasets']), 'no validation set'
+        assert opt['val']['val_freq'] > 0 and {'psnr', 'ssim'} <= set(opt['val']['metrics'])
         if opt['model_type'] in ('RSSRModel', 'RSSRRealModel'):
             assert set(opt['train']) <= TRAIN_KEYS
         for key in ('pixel_opt', 'perceptual_opt', 'local_opt'):
@@ -46,5 +49,8 @@ def test_option_file_is_consistent(path):
                 assert opt['train'][key]['type'] in LOSS_REGISTRY
         milestones = opt['train']['scheduler'].get('milestones', [])
         assert all(m <= opt['train']['total_iter'] for m in milestones)
+    tile = (opt.get('val') or {}).get('tile')
+    if tile is not None:
+        assert opt['model_type'] == 'RSSRModel' and 'size' in tile and set(tile) <= set(TILE_KEYS), tile
     # Full-size networks are cheap to build; it checks every constructor key.
     arch(**net_opt)

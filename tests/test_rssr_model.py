@@ -1,5 +1,7 @@
 """RSSRModel: deep supervision over multi-output nets, the local-loss slot, option checking."""
 
+import re
+
 import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -8,6 +10,7 @@ from torch.nn import functional as F
 
 import rssr_model  # noqa: F401
 from rssr_model.rssr_model import RSSRModel
+from tests.helpers.options import pytorch_init
 
 
 @ARCH_REGISTRY.register()
@@ -25,22 +28,24 @@ class TwoOutputTestNet(nn.Module):
         return (self.a * up, self.b * up) if self.training else self.a * up
 
 
-def make_model(tmp_path, **train):
+def make_model(tmp_path, network=None, scale=2, val=None, **train):
+    """A training RSSRModel of ``network`` (default TwoOutputTestNet) with ``train`` options; the ``val`` section."""
     train.setdefault('pixel_opt', dict(type='L1Loss', loss_weight=1.0))
     train.setdefault('optim_g', dict(type='Adam', lr=0.1))
     train.setdefault('scheduler', dict(type='MultiStepLR', milestones=[10], gamma=0.5))
     opt = dict(
         name='t',
         model_type='RSSRModel',
-        scale=2,
+        scale=scale,
         num_gpu=0,
         dist=False,
         is_train=True,
         rank=0,
         world_size=1,
-        network_g=dict(type='TwoOutputTestNet'),
+        network_g=network or dict(type='TwoOutputTestNet', upscale=scale),
         train=dict(total_iter=1, **train),
         path=dict(pretrain_network_g=None, models=str(tmp_path), training_states=str(tmp_path)),
+        val=val,
     )
     return RSSRModel(opt)
 
@@ -101,3 +106,52 @@ def test_validation_uses_the_final_output(tmp_path):
     model.feed_data({'lq': torch.ones(1, 3, 4, 4)})
     model.test()
     assert torch.allclose(model.output, torch.full((1, 3, 8, 8), 0.5))
+
+
+def _model_with_tile(tmp_path, tile):
+    network = dict(type='MSRResNet', num_feat=8, num_block=1, upscale=4)
+    return make_model(tmp_path, network, scale=4, val=dict(tile=tile))
+
+
+def test_tiled_test_equals_the_whole_image_in_float(tmp_path):
+    torch.manual_seed(0)
+    whole = _model_with_tile(tmp_path, None)
+    tiled = _model_with_tile(tmp_path, dict(size=32, overlap=24, batch_size=2))  # fades 6 LR px > radius 5
+    pytorch_init(whole.net_g)  # MSRResNet's own init (x0.1) would hide the seams
+    tiled.net_g.load_state_dict(whole.net_g.state_dict())
+    lq = torch.rand(2, 3, 44, 58)
+    for model in (whole, tiled):
+        model.feed_data({'lq': lq})
+        model.test()
+    assert tiled.output.shape == (2, 3, 176, 232)
+    torch.testing.assert_close(tiled.output, whole.output, rtol=0, atol=1e-5)
+    # A fade narrower than the receptive field shows the seams: the comparison can fail.
+    narrow = _model_with_tile(tmp_path, dict(size=32, overlap=4))
+    narrow.net_g.load_state_dict(whole.net_g.state_dict())
+    narrow.feed_data({'lq': lq})
+    narrow.test()
+    assert (narrow.output - whole.output).abs().max() > 1e-3
+
+
+def test_tiled_validation_keeps_the_training_mode(tmp_path):
+    model = make_model(tmp_path, val=dict(tile=dict(size=3)))
+    model.feed_data({'lq': torch.ones(1, 3, 5, 4)})
+    model.test()
+    assert torch.allclose(model.output, torch.full((1, 3, 10, 8), 0.5))  # the final output only
+    assert model.net_g.training
+
+
+@pytest.mark.parametrize(
+    'tile, message',
+    [
+        (dict(overlap=0), 'give {size'),
+        (dict(size=32, overlap=0, stride=8), 'give {size'),
+        (dict(size=32, overlap=32), 'overlap 32 must be'),
+        (dict(size=32, batch_size=0), 'batch_size at least 1'),
+        (dict(size='32'), 'must be integers'),
+    ],
+)
+def test_bad_tile_options_are_named(tmp_path, tile, message):
+    with pytest.raises((KeyError, ValueError), match=re.escape(message)) as error:
+        _model_with_tile(tmp_path, tile)
+    assert '`val.tile`' in str(error.value)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 import rssr_arch
-from rssr_arch.tsfnet_arch import SPB, TSFNet, band_masks
+from rssr_arch.tsfnet_arch import MDTA, SPB, TSFNet, band_masks
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(num_feat=8, num_block=1)
@@ -69,6 +70,35 @@ def test_convert_script_round_trip(parity_dir, tmp_path):
     model.load_state_dict(torch.load(dst, weights_only=True)['params'], strict=True)
     with torch.no_grad():
         assert torch.allclose(model(ref['input']), ref['output'], atol=1e-4)
+
+
+def _mdta_unfolded(m, x):
+    """Restormer's MDTA written out: channel LayerNorm, 1x1 + depthwise 3x3 qkv, per-head L2-normalised
+    q and k, softmax(q k^T * temperature) v, then the 1x1 output projection as its own conv."""
+    b, c, h, w = x.shape
+    mean = x.mean(1, keepdim=True)
+    var = x.var(1, unbiased=False, keepdim=True)
+    y = (x - mean) / (var + m.norm.eps).sqrt() * m.norm.weight.view(1, c, 1, 1) + m.norm.bias.view(1, c, 1, 1)
+    qkv = F.conv2d(F.conv2d(y, m.qkv.weight), m.qkv_dwconv.weight, padding=1, groups=3 * c)
+    q, k, v = (t.reshape(b, m.num_heads, c // m.num_heads, h * w) for t in qkv.chunk(3, dim=1))
+    q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    k = k / k.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    attn = (q @ k.transpose(-2, -1) * m.temperature).softmax(dim=-1)
+    return F.conv2d((attn @ v).reshape(b, c, h, w), m.project_out.weight)
+
+
+def test_mdta_with_folded_projection_equals_the_unfolded_attention():
+    torch.manual_seed(0)
+    m = MDTA(16).double()
+    with torch.no_grad():  # move every parameter away from its initial value
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    x = torch.randn(2, 16, 7, 9, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), _mdta_unfolded(m, x), rtol=0, atol=1e-10)
+    with pytest.raises(RuntimeError, match='folded'):  # the projection is only a weight holder
+        m.project_out(x)
+    assert 'project_out.weight' in m.state_dict()  # the official checkpoint key
 
 
 def test_band_masks_partition_the_spectrum():

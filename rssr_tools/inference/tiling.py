@@ -1,4 +1,4 @@
-"""Overlapping tiles and their blend weights: the engine of scene inference (:class:`TiledSR`).
+"""Overlapping tiles and their blend weights (:class:`TiledSR`): scene inference and tiled validation.
 
 Tiles of ``tile`` LR pixels overlap by ``overlap``. A tile's output gets
 weight 0 within ``overlap // 4`` LR pixels of an inner tile edge (where the
@@ -62,6 +62,11 @@ def blend_weights(starts, tile, scale, overlap):
 class TiledSR:
     """Runs ``net`` over an image in overlapping tiles and yields finished output rows.
 
+    The image may be a NumPy array (scene inference: outputs accumulate on the
+    CPU as NumPy float32) or a torch tensor on any device (validation in
+    :class:`rssr_model.rssr_model.RSSRModel`: outputs accumulate on the
+    tensor's device and stay tensors).
+
     Args:
         net (callable): Maps a (B, C, h, w) tensor in [0, 1] to (B, C, h*scale, w*scale): a PyTorch
             network, or :class:`~rssr_tools.inference.onnx.OnnxSR` (onnxruntime; CPU tensors in and out).
@@ -88,12 +93,12 @@ class TiledSR:
         return th, tw, tile_starts(height, th, self.overlap), tile_starts(width, tw, self.overlap)
 
     @torch.no_grad()
-    def _forward(self, batch):
-        """(B, C, h, w) float32 array in [0, 1] -> (B, C, h*scale, w*scale) float32 array."""
-        x = torch.from_numpy(batch).to(self.device)
+    def _forward(self, x):
+        """(B, C, h, w) float32 tensor in [0, 1] -> (B, C, h*scale, w*scale) float32 tensor on ``self.device``."""
+        x = x.to(self.device)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             if not self.ensemble:
-                return self.net(x).float().cpu().numpy()
+                return self.net(x).float()
             out = 0
             for k in range(4):
                 for flip in (False, True):
@@ -102,44 +107,64 @@ class TiledSR:
                     y = self.net(t).float()
                     y = y.flip(3) if flip else y
                     out = out + torch.rot90(y, -k, (2, 3))
-            return (out / 8).cpu().numpy()
+            return out / 8
+
+    @staticmethod
+    def _tiles(img, y, th, xs, tw):
+        """(len(xs), C, th, tw) float32 tensor of the tiles at row ``y`` and columns ``xs``, on ``img``'s device."""
+        if torch.is_tensor(img):
+            return torch.stack([img[:, y : y + th, x : x + tw] for x in xs]).float()
+        return torch.from_numpy(np.stack([img[:, y : y + th, x : x + tw] for x in xs]).astype(np.float32))
 
     def rows(self, img, offset=0.0, span=1.0, progress=None):
         """Super-resolve ``img`` band by band.
 
         Args:
-            img (np.ndarray): (C, H, W) of any numeric type; ``(img - offset) / span`` is the
+            img (np.ndarray | Tensor): (C, H, W) of any numeric type; ``(img - offset) / span`` is the
                 network input in [0, 1]. Tiles are converted one at a time.
             offset (float): Value mapped to 0. Default: 0.
             span (float): Value range mapped to [0, 1]. Default: 1.
             progress (callable, optional): Called with the number of tiles after each forward.
 
         Yields:
-            (int, np.ndarray): Output row of the first row, and (C, n, W*scale) float32 rows,
-            top to bottom, in the network's [0, 1] scale. The rows are a view of the
-            accumulator, valid (and free to modify) until the next iteration.
+            (int, np.ndarray | Tensor): Output row of the first row, and (C, n, W*scale) float32 rows,
+            top to bottom, in the network's [0, 1] scale: NumPy for a NumPy ``img``, else a tensor
+            on ``img``'s device. The rows are a view of the accumulator, valid (and free to modify)
+            until the next iteration.
         """
         c, h, w = img.shape
+        floating = img.is_floating_point() if torch.is_tensor(img) else np.issubdtype(img.dtype, np.floating)
         s = self.scale
         th, tw, ys, xs = self.grid(h, w)
-        wys = blend_weights(ys, th, s, self.overlap)
-        wxs = blend_weights(xs, tw, s, self.overlap)
-        acc = np.zeros((c, th * s, w * s), np.float32)  # output rows [top, top + th*s)
+        shape = (c, th * s, w * s)  # output rows [top, top + th*s)
+        # The accumulator and the blending arithmetic stay in the input's library: NumPy on the CPU for
+        # scenes (single-threaded, calloc'd pages), torch on the input's device for tensors.
+        if torch.is_tensor(img):
+            acc = torch.zeros(shape, device=img.device)
+            weights, to_acc = (lambda v: torch.from_numpy(v).to(img.device)), (lambda t: t.to(img.device))
+        else:
+            acc = np.zeros(shape, np.float32)
+            weights, to_acc = (lambda v: v), (lambda t: t.cpu().numpy())
+        wys = [weights(v) for v in blend_weights(ys, th, s, self.overlap)]
+        wxs = [weights(v) for v in blend_weights(xs, tw, s, self.overlap)]
         top = 0
         for y, wy in zip(ys, wys):
             shift = y * s - top
             if shift:  # rows above this tile row are final
                 yield top, acc[:, :shift]  # a view: the consumer is done with it when we resume
-                acc[:, : acc.shape[1] - shift] = acc[:, shift:]
-                acc[:, acc.shape[1] - shift :] = 0
+                keep = acc.shape[1] - shift
+                for i in range(0, keep, shift):  # move the open rows up in chunks that do not overlap: no temporary
+                    j = min(i + shift, keep)
+                    acc[:, i:j] = acc[:, i + shift : j + shift]
+                acc[:, keep:] = 0
                 top = y * s
             for j0 in range(0, len(xs), self.batch_size):
                 chunk = range(j0, min(j0 + self.batch_size, len(xs)))
-                tiles = np.stack([img[:, y : y + th, xs[j] : xs[j] + tw] for j in chunk]).astype(np.float32)
-                if (offset, span) != (0.0, 1.0) or np.issubdtype(img.dtype, np.floating):
+                tiles = self._tiles(img, y, th, [xs[j] for j in chunk], tw)
+                if (offset, span) != (0.0, 1.0) or floating:
                     # Only nodata lies outside [0, 1]: clipped; NaN/inf holes become 0, never reaching the network.
-                    tiles = np.clip(np.nan_to_num((tiles - offset) / span, nan=0.0, posinf=0.0, neginf=0.0), 0, 1)
-                for j, tile_out in zip(chunk, self._forward(tiles)):
+                    tiles = ((tiles - offset) / span).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).clamp(0, 1)
+                for j, tile_out in zip(chunk, to_acc(self._forward(tiles))):
                     acc[:, :, xs[j] * s : (xs[j] + tw) * s] += tile_out * (wy[:, None] * wxs[j][None, :])
                 self.tiles_done += len(chunk)
                 if progress:
@@ -147,5 +172,7 @@ class TiledSR:
         yield top, acc
 
     def __call__(self, img, offset=0.0, span=1.0):
-        """img: (C, H, W) -> (C, H*scale, W*scale) float32 in the network's [0, 1] scale."""
+        """img: (C, H, W) -> (C, H*scale, W*scale) float32 in the network's [0, 1] scale (NumPy or tensor, as img)."""
+        if torch.is_tensor(img):
+            return torch.cat([rows.clone() for _, rows in self.rows(img, offset, span)], dim=1)
         return np.concatenate([rows.copy() for _, rows in self.rows(img, offset, span)], axis=1)

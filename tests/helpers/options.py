@@ -1,6 +1,9 @@
-"""Small BasicSR option files and data sets for tests of the training entry points."""
+"""Small BasicSR option files and data sets for tests of the training entry points, and scripts/test.py."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -77,6 +80,38 @@ def dump(opt, path):
     with open(path, 'w') as f:
         yaml.safe_dump(opt, f)
     return str(path)
+
+
+REPO = Path(__file__).resolve().parents[2]
+# CPU only, one thread: the subprocess runs beside the test process.
+SUBPROCESS_ENV = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+
+
+def run_test_script(opt_file, cwd):
+    """Run BasicSR's test pipeline, ``scripts/test.py -opt opt_file``, in ``cwd``; return the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, str(REPO / 'scripts' / 'test.py'), '-opt', str(opt_file)],
+        cwd=cwd,
+        env=SUBPROCESS_ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def pytorch_init(net):
+    """Re-initialise ``net``'s convs with PyTorch's default init and return it.
+
+    BasicSR's archs scale their initial weights by 0.1, which leaves the output
+    close to the bilinear/identity path: tests that must tell weights (or tile
+    seams) apart need larger ones.
+    """
+    import torch
+
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.reset_parameters()
+    return net
 
 
 # Tiny versions of rssr's two archs (seconds per iteration on CPU), for the entry-point tests.
