@@ -131,7 +131,7 @@ def main(argv=None):
     val = opt['datasets']['val']
     make_demo_dataset(osp.dirname(osp.dirname(val['dataroot_gt'])), scale=opt['scale'])
 
-    from rssr_tools.cli import train
+    from basicsr.train import train_pipeline
 
     sys.argv = [sys.argv[0], '-opt', args.opt] + rest
     opt, _ = parse_options(os.getcwd(), is_train=True)  # the option file with --force_yml applied
@@ -140,7 +140,7 @@ def main(argv=None):
         'compare with the validation PSNR logged below.',
         flush=True,
     )
-    train()
+    train_pipeline(os.getcwd())  # what rssr-train runs, with the registries imported above
     weights = osp.join('experiments', opt['name'], 'models', 'net_g_latest.pth')
     result = compare(opt, weights)
     print(
