@@ -15,8 +15,11 @@ needed and for which version. Nothing here edits BasicSR's files.
     what it skipped; prepare the exact resume. Why: 1.4.2 unpickles anything,
     takes the highest number even from a partial file, fails on any other
     ``*.state`` name, and calls ``torch.cuda.current_device()``.
-  - ``basicsr.utils.options.init_dist``: ``gloo`` when no GPU is present. Why:
-    1.4.2 always picks NCCL and calls ``torch.cuda.set_device``.
+  - ``basicsr.utils.options.init_dist``: ``gloo`` when no GPU is present, and
+    the process group is destroyed at exit. Why: 1.4.2 always picks NCCL and
+    calls ``torch.cuda.set_device``, and never destroys the group: a gloo rank
+    that leaves while rank 0 still validates can abort in interpreter shutdown
+    (``terminate called without an active exception``).
   - ``BaseModel.model_to_device``: DistributedDataParallel without
     ``device_ids`` on CPU. Why: 1.4.2 passes ``torch.cuda.current_device()``.
   - ``build_network`` (in ``basicsr.archs`` and the model modules that import
@@ -60,6 +63,7 @@ and, through :func:`rssr_tools.import_registries`, :func:`patch_basicsr` the
 first time ``basicsr`` is imported, so BasicSR's own entry points get them.
 """
 
+import atexit
 import functools
 import importlib
 import inspect
@@ -301,12 +305,22 @@ def _safe_parse_options(root_path, is_train=True):
     return opt, args
 
 
+def _destroy_process_group():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _init_dist(launcher, backend='nccl', **kwargs):
-    """BasicSR's ``init_dist`` falling back to ``gloo`` on machines without a GPU."""
+    """BasicSR's ``init_dist`` falling back to ``gloo`` on machines without a GPU; the group is destroyed at exit."""
     import torch
     import torch.distributed as dist
     from basicsr.utils import dist_util
 
+    # While the interpreter is whole: gloo's worker threads must not outlive it (no barrier: a rank that fails
+    # must not wait for the others).
+    atexit.register(_destroy_process_group)
     if torch.cuda.is_available() or launcher != 'pytorch':
         return dist_util.init_dist(launcher, backend, **kwargs)
     dist.init_process_group(backend='gloo', **kwargs)

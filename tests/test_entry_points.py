@@ -297,6 +297,8 @@ def test_distributed_training_survives_validation_at_the_last_iteration(tmp_path
     ]
     out = run([*launch, *target, '-opt', opt, '--launcher', 'pytorch'], tmp_path)
     assert out.count('Validation val') == 2
+    # Rank 1 leaves while rank 0 validates; an undestroyed gloo group can abort it in interpreter shutdown.
+    assert 'terminate called' not in out
     assert _models(tmp_path / 'experiments' / 'ddp') == ['net_g_4.pth', 'net_g_latest.pth']
 
 
