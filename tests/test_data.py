@@ -14,7 +14,7 @@ from basicsr.utils.matlab_functions import imresize
 import rssr_data  # noqa: F401
 from rssr_data.image_io import ImageError, read_image
 from rssr_data.prepare import make_splits, plan
-from tests.helpers.data import REPO, dataset, make_scenes, run_script
+from tests.helpers.data import REPO, basicsr_lmdb_pairs, dataset, make_scenes, run_script
 
 
 def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path):
@@ -87,18 +87,7 @@ def test_folder_to_lmdb_round_trip_and_basicsr_reads_it(tmp_path):
     first = packed[0]
     del packed
     gc.collect()  # LMDB allows one open environment per path and process
-    basicsr = build_dataset(
-        dict(
-            type='PairedImageDataset',
-            name='b',
-            phase='val',
-            scale=4,
-            dataroot_gt=str(hr_db),
-            dataroot_lq=str(lr_db),
-            io_backend={'type': 'lmdb'},
-            filename_tmpl='{}',
-        )
-    )
+    basicsr = basicsr_lmdb_pairs(hr_db, lr_db)
     assert torch.equal(basicsr[0]['gt'], first['gt']) and torch.equal(basicsr[0]['lq'], first['lq'])
     # An existing database is kept unless --overwrite.
     proc = run_script('create_lmdb.py', '--input', hr_dir, '--output', hr_db)
@@ -249,42 +238,15 @@ def test_real_rssr25_pairs(samples_dir, tmp_path):
 
 def test_extract_subimages_keeps_lr_aligned(samples_dir, tmp_path):
     train = samples_dir / 'train'
-    proc = run_script(
-        'extract_subimages.py',
-        '--hr',
-        train / 'HR',
-        '--lr',
-        train / 'LR',
-        '--scale',
-        4,
-        '--out',
-        tmp_path,
-        '--crop-size',
-        240,
-        '--step',
-        120,
-    )
+    crops = ['--hr', train / 'HR', '--lr', train / 'LR', '--scale', 4, '--out', tmp_path, '--crop-size', 240]
+    proc = run_script('extract_subimages.py', *crops, '--step', 120)
     assert proc.returncode == 0, proc.stderr
     assert '3 scenes -> 27 crops' in proc.stdout  # (480 - 240) / 120 + 1 = 3 per side
     hr = cv2.imread(str(train / 'HR' / '42_1.png'))
     lr = cv2.imread(str(train / 'LR' / '42_1.png'))
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / 'HR' / '42_1_s005.png')), hr[120:360, 240:480])
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / 'LR' / '42_1_s005.png')), lr[30:90, 60:120])
-    again = run_script(
-        'extract_subimages.py',
-        '--hr',
-        train / 'HR',
-        '--lr',
-        train / 'LR',
-        '--scale',
-        4,
-        '--out',
-        tmp_path,
-        '--crop-size',
-        240,
-        '--step',
-        120,
-    )
+    again = run_script('extract_subimages.py', *crops, '--step', 120)
     assert '(0 written now)' in again.stdout
     bad = run_script('extract_subimages.py', '--hr', train / 'HR', '--scale', 4, '--out', tmp_path, '--step', 122)
     assert bad.returncode != 0 and 'multiples of --scale' in bad.stderr

@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
 
 import rssr_arch  # noqa: F401  (registers Bicubic, FAT)
@@ -22,7 +21,7 @@ from rssr_arch.bicubic_arch import Bicubic
 from rssr_data import lmdb_util
 from rssr_data.image_io import MAX_PIXELS, ImageError, header_size, read_image
 from rssr_tools.inference import main as infer_main
-from tests.helpers.data import call_script, dataset, make_scenes, png_bomb
+from tests.helpers.data import basicsr_lmdb_pairs, call_script, dataset, make_scenes, png_bomb
 
 SMALL_FAT = '{"upscale": 2, "embed_dim": 16, "num_blocks": 1, "depth": 1, "num_heads": 2}'
 
@@ -165,18 +164,7 @@ def test_6_11_lmdb_keys_with_spaces_and_non_ascii_names_round_trip(tmp_path):
     ascii_hr, ascii_lr = tmp_path / 'a' / 'HR.lmdb', tmp_path / 'a' / 'LR.lmdb'
     proc = call_script('create_lmdb.py', '--input', tmp_path / 'HR', tmp_path / 'LR', '--output', ascii_hr, ascii_lr)
     assert proc.returncode == 0 and 'not ASCII' not in proc.stderr, proc.stderr
-    basicsr = build_dataset(
-        dict(
-            type='PairedImageDataset',
-            name='b',
-            phase='val',
-            scale=4,
-            dataroot_gt=str(ascii_hr),
-            dataroot_lq=str(ascii_lr),
-            io_backend={'type': 'lmdb'},
-            filename_tmpl='{}',
-        )
-    )
+    basicsr = basicsr_lmdb_pairs(ascii_hr, ascii_lr)
     assert basicsr[0]['gt_path'] == 'dry river/scene 01' and basicsr[0]['gt'].shape == (3, 32, 40)
 
 

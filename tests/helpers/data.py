@@ -62,6 +62,19 @@ def dataset(**opt):
     return build_dataset(opt)
 
 
+def basicsr_lmdb_pairs(hr_db, lr_db, scale=4):
+    """BasicSR's own ``PairedImageDataset`` over two LMDBs (what a user's BasicSR option file would build)."""
+    return dataset(
+        type='PairedImageDataset',
+        name='b',
+        scale=scale,
+        dataroot_gt=str(hr_db),
+        dataroot_lq=str(lr_db),
+        io_backend={'type': 'lmdb'},
+        filename_tmpl='{}',
+    )
+
+
 def png_bomb(width=100000, height=100000):
     """A tiny valid-looking PNG whose header declares ``width`` x ``height`` RGB pixels (one byte of data)."""
 
