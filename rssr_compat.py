@@ -49,7 +49,7 @@ needed and for which version. Nothing here edits BasicSR's files.
   - :func:`patch_exact_resume`: ``CPUPrefetcher``/``CUDAPrefetcher`` ``reset``
     and ``next`` track the data position and, on resume, move the first epoch
     to the saved batch with the saved random states; ``BaseModel.validation``
-    leaves the random states as it found them. Why: 1.4.2 restarts the saved
+    (:func:`_validation`) leaves the random states as it found them. Why: 1.4.2 restarts the saved
     epoch from its first batch with fresh random states, and a validation
     shifts the training's random numbers (its data loader draws a seed).
   - ``BaseModel.validation`` (:func:`_patch_entry_points`) also runs on the
@@ -193,21 +193,6 @@ def _counting_next(original):
     next_batch.__doc__ = f'{original.__qualname__} that counts the batches of the epoch (rssr_tools.states).'
     next_batch._rssr_original = original
     return next_batch
-
-
-def _validation_keeping_rng(original):
-    def validation(self, *args, **kwargs):
-        from rssr_tools.states import rng_state, set_rng_state
-
-        saved = rng_state()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            set_rng_state(saved)
-
-    validation.__doc__ = f'{original.__qualname__} that leaves the random states as it found them.'
-    validation._rssr_original = original
-    return validation
 
 
 def _ordered_yaml():
@@ -452,9 +437,15 @@ def _parse_options(root_path, is_train=True):
 
 
 def _validation(self, dataloader, current_iter, tb_logger, save_img=False):
-    """BasicSR's ``BaseModel.validation`` on the networks without their DistributedDataParallel wrapper."""
+    """BasicSR's ``BaseModel.validation`` on the networks without their DistributedDataParallel wrapper,
+    leaving the random states as it found them."""
     from torch.nn.parallel import DistributedDataParallel
 
+    from rssr_tools.states import rng_state, set_rng_state
+
+    # Validation runs after a save; its data loaders draw from the global RNG, so without this the training
+    # after a validation would depend on it and a resumed run (no validation at its start) would differ.
+    saved = rng_state()
     wrapped = {name: net for name, net in vars(self).items() if isinstance(net, DistributedDataParallel)}
     for name, net in wrapped.items():
         setattr(self, name, net.module)
@@ -463,6 +454,7 @@ def _validation(self, dataloader, current_iter, tb_logger, save_img=False):
     finally:
         for name, net in wrapped.items():
             setattr(self, name, net)
+        set_rng_state(saved)
 
 
 def _patch_entry_points():
@@ -501,15 +493,13 @@ def patch_checkpoint_saving():
 
 
 def patch_exact_resume():
-    """The train loop's prefetchers track the data position and restore a saved one (rssr_tools.states)."""
-    from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
-    from basicsr.models.base_model import BaseModel
+    """The train loop's prefetchers track the data position and restore a saved one (rssr_tools.states).
 
-    # Validation runs after a save; its data loaders draw from the global RNG, so without this the
-    # training after a validation would depend on it and a resumed run (no validation at its start) would differ.
-    BaseModel.validation = _validation_keeping_rng(
-        getattr(BaseModel.validation, '_rssr_original', BaseModel.validation)
-    )
+    Validation keeps the random states as it found them (:func:`_validation`, installed by
+    :func:`_patch_entry_points`).
+    """
+    from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
+
     for cls in (CPUPrefetcher, CUDAPrefetcher):
         original = getattr(cls.next, '_rssr_original', cls.next)
         cls.next = _counting_next(original)
@@ -535,4 +525,4 @@ def patch_basicsr():
     BaseModel.load_network = _load_network
     patch_option_parsing()
     patch_checkpoint_saving()
-    patch_exact_resume()  # after _patch_entry_points: it wraps the DDP-safe validation
+    patch_exact_resume()
