@@ -255,6 +255,21 @@ def read_raw(path, max_pixels=MAX_PIXELS):
     return check_bands(decode_raw(read_bytes(path), str(path), max_pixels), str(path))
 
 
+def write_image(path, img):
+    """Write ``img`` (BGR HWC integers) to ``path`` atomically (temporary name, then rename)."""
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    ext = os.path.splitext(path)[1]
+    tmp = f'{path}.{os.getpid()}.tmp{ext}'
+    if not cv2.imwrite(tmp, img):
+        raise OSError(f'cannot write {tmp} ({img.dtype}); check free space, permissions and that {ext} holds it.')
+    os.replace(tmp, path)
+
+
+def path_key(rel):
+    """An image's key: its relative path without extension, '/'-separated (the same for folders and LMDBs)."""
+    return os.path.splitext(rel)[0].replace(os.sep, '/')
+
+
 def safe_relpath(rel, source):
     """Check that a relative path taken from a file (split list, meta_info) stays below its root.
 

@@ -23,14 +23,14 @@ import cv2
 import lmdb
 import numpy as np
 
-from .image_io import MAX_PIXELS, ImageError, read_raw, safe_relpath
+from .image_io import MAX_PIXELS, ImageError, path_key, read_raw, safe_relpath
 
 LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt'}
 
 
 def image_key(rel_path):
     """LMDB key of an image: its relative path without extension, '/'-separated."""
-    key = osp.splitext(rel_path)[0].replace(os.sep, '/')
+    key = path_key(rel_path)
     if '.' in key:
         raise ValueError(f'{rel_path}: BasicSR LMDB keys cannot contain dots; rename the file.')
     if '\n' in key or '\r' in key:

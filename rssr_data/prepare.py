@@ -17,10 +17,8 @@ import re
 from collections import defaultdict
 from os import path as osp
 
-import cv2
-
 from .degradations import bicubic_lr
-from .image_io import MAX_PIXELS, ImageError, decode, read_bytes, safe_relpath, scan_images
+from .image_io import MAX_PIXELS, ImageError, decode, read_bytes, safe_relpath, scan_images, write_image
 
 SPLITS = ('train', 'val', 'test')
 # Per-class counts (train, val, test) where a paper fixes them; other images of the class are unused.
@@ -96,12 +94,7 @@ def write_lr(hr_path, lr_path, scale, max_pixels=MAX_PIXELS):
 
 def save_lr(hr, lr_path, scale):
     """Write :func:`~rssr_data.degradations.bicubic_lr` of ``hr`` (BGR HWC array) to ``lr_path``, atomically."""
-    lr = bicubic_lr(hr, scale)
-    os.makedirs(osp.dirname(lr_path), exist_ok=True)
-    tmp = f'{lr_path}.{os.getpid()}.tmp.png'
-    if not cv2.imwrite(tmp, lr):
-        raise OSError(f'cannot write {tmp}; check free space and permissions.')
-    os.replace(tmp, lr_path)  # an interrupted run never leaves a half-written LR image
+    write_image(lr_path, bicubic_lr(hr, scale))  # an interrupted run never leaves a half-written LR image
 
 
 def plan(src, out, dataset, scales, seed=0, fractions=(0.8, 0.1, 0.1)):

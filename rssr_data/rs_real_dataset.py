@@ -1,4 +1,3 @@
-import os
 import random
 from os import path as osp
 
@@ -9,7 +8,7 @@ from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from .degradations import mod_crop
-from .image_io import ImageError
+from .image_io import ImageError, path_key
 from .real_degradations import check_size, load_config, sample_degradation, sample_for_image
 from .rs_paired_dataset import RSPairedDataset
 
@@ -56,7 +55,7 @@ class RSRealESRGANDataset(RSPairedDataset):
     def _key(self, gt_path):
         if self.io_opt.get('db_paths'):
             return gt_path
-        return osp.splitext(osp.relpath(gt_path, self.gt_root))[0].replace(os.sep, '/')
+        return path_key(osp.relpath(gt_path, self.gt_root))
 
     def __getitem__(self, index):
         gt_path = self.pairs[index][0]

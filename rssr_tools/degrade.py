@@ -25,6 +25,12 @@ from rssr_data.real_degradations import ConfigError, check_size, describe, image
 from .image_jobs import Run, Source, execute, to_image, to_tensor
 
 
+def record(cfg, seed, key, draws=None):
+    """An image's provenance record: its seed and what was drawn for it (drawn again when ``draws`` is None)."""
+    draws = sample_for_image(cfg, seed, key) if draws is None else draws
+    return {'seed': image_seed(seed, key), **describe(draws, cfg)}
+
+
 class Degrader:
     """Degrades batches of HR images (the processor of :func:`rssr_tools.image_jobs.execute`).
 
@@ -44,9 +50,6 @@ class Degrader:
         self.device = torch.device(device)
         self.module = RealDegradation(scale).to(self.device)
 
-    def record(self, key):
-        return {'seed': image_seed(self.seed, key), **describe(sample_for_image(self.cfg, self.seed, key), self.cfg)}
-
     def __call__(self, images):
         """images: [(key, name, BGR HWC uint8/uint16)] -> [(LR of the same type, record)]."""
         import torch
@@ -62,7 +65,7 @@ class Degrader:
             lr = self.module(hr, draws)
             for i, d, out in zip(indices, draws, lr):
                 key, _, img = images[i]
-                results[i] = (to_image(out, img.dtype), {'seed': image_seed(self.seed, key), **describe(d, self.cfg)})
+                results[i] = (to_image(out, img.dtype), record(self.cfg, self.seed, key, d))
         return results
 
 
@@ -108,14 +111,11 @@ def main(argv=None):
         kwargs = dict(cfg=cfg, scale=args.scale, seed=args.seed, device=device)
         started = True
         execute(run, Degrader, kwargs, args.workers, args.batch_size, desc=f'degrade x{args.scale}')
-        degrader = None
-
-        def recover(key, rel, target):
-            nonlocal degrader
-            degrader = degrader or Degrader(**kwargs)
-            return degrader.record(key)
-
-        run.finish(recover, extra={'pipeline': 'rssr_data.real_degradations (Real-ESRGAN second order)'})
+        # An image written just before an interruption cut its record: its draws follow from its key.
+        run.finish(
+            lambda key, rel, target: record(cfg, args.seed, key),
+            extra={'pipeline': 'rssr_data.real_degradations (Real-ESRGAN second order)'},
+        )
     except (ImageError, ConfigError, FileNotFoundError, FileExistsError, ValueError, OSError, KeyError) as error:
         hint = ' (the finished images are kept: fix it and rerun with --resume)' if started else ''
         sys.exit(f'degrade: {error}{hint}')

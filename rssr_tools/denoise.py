@@ -19,7 +19,7 @@ from os import path as osp
 import rssr_compat  # noqa: F401
 
 from rssr_data.denoise import DEFAULT_STRENGTH, METHODS, denoise, psnr
-from rssr_data.image_io import ImageError
+from rssr_data.image_io import ImageError, path_key, read_image, write_image
 
 from .image_jobs import PROVENANCE, Run, Source, execute
 
@@ -75,12 +75,7 @@ def settings_from(args, method):
 def _denoise_copy(job):
     """Denoise ``hr_src`` into ``hr_dst`` (atomic); returns (key, record)."""
     key, hr_src, hr_dst, method, strength, options = job
-    from rssr_data.image_io import decode
-
-    from .image_jobs import write_image
-
-    with open(hr_src, 'rb') as f:
-        img = decode(f.read(), hr_src, to_float=False)
+    img = read_image(hr_src, to_float=False)
     out = denoise(img, method, strength, **options)
     write_image(hr_dst, out)
     return key, _record(img, out)
@@ -96,7 +91,7 @@ def denoise_splits(src, out, splits, method, strength, options, workers=1):
 
     from tqdm import tqdm
 
-    from .image_jobs import RECORDS_FILE, RUN_FILE, output_name, versions, write_json
+    from .image_jobs import RECORDS_FILE, RUN_FILE, output_name, read_records, versions, write_json
 
     settings = {'tool': 'prepare_dataset --denoise', 'method': method, 'strength': strength, 'options': options}
     settings = json.loads(json.dumps(settings))
@@ -116,7 +111,7 @@ def denoise_splits(src, out, splits, method, strength, options, workers=1):
     os.makedirs(out, exist_ok=True)
     write_json(osp.join(out, RUN_FILE), {'settings': settings})
     jobs = [
-        (osp.splitext(rel)[0].replace(os.sep, '/'), osp.join(src, rel), dst, method, strength, options)
+        (path_key(rel), osp.join(src, rel), dst, method, strength, options)
         for pairs in targets.values()
         for rel, dst in pairs
         if not osp.isfile(dst)
@@ -126,20 +121,10 @@ def denoise_splits(src, out, splits, method, strength, options, workers=1):
         for key, record in tqdm(pool.imap_unordered(_denoise_copy, jobs), total=len(jobs), desc=f'{method} HR'):
             log.write(json.dumps({'key': key, 'record': record}) + '\n')
             log.flush()
-    records = {}
-    if osp.isfile(osp.join(out, PROVENANCE)):
-        with open(osp.join(out, PROVENANCE)) as f:
-            records.update(json.load(f).get('images', {}))
-    with open(records_path) as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # cut by an interruption
-                continue
-            records[entry['key']] = entry['record']
+    records = read_records(out)
     for pairs in targets.values():  # records cut by an interruption: from the files
         for rel, dst in pairs:
-            key = osp.splitext(rel)[0].replace(os.sep, '/')
+            key = path_key(rel)
             if key not in records:
                 _, records[key] = _psnr_of_files(key, osp.join(src, rel), dst)
     provenance = {
@@ -157,13 +142,7 @@ def denoise_splits(src, out, splits, method, strength, options, workers=1):
 
 
 def _psnr_of_files(key, original, denoised):
-    from rssr_data.image_io import decode
-
-    images = []
-    for path in (original, denoised):
-        with open(path, 'rb') as f:
-            images.append(decode(f.read(), path, to_float=False))
-    return key, _record(*images)
+    return key, _record(read_image(original, to_float=False), read_image(denoised, to_float=False))
 
 
 def main(argv=None):
@@ -190,11 +169,7 @@ def main(argv=None):
         execute(run, Denoiser, dict(method=args.method, strength=strength, options=options), args.workers)
 
         def recover(key, rel, target):  # an image written just before an interruption cut its record
-            from rssr_data.image_io import decode
-
-            with open(target, 'rb') as f:
-                done = decode(f.read(), target, to_float=False)
-            return _record(source.read(key, rel), done)
+            return _record(source.read(key, rel), read_image(target, to_float=False))
 
         library = ('bm3d',) if args.method == 'bm3d' else ()
         provenance = run.finish(recover, library_versions=library)

@@ -35,7 +35,7 @@ from os import path as osp
 import cv2
 import numpy as np
 
-from rssr_data.image_io import ImageError, decode, read_bytes, scan_images
+from rssr_data.image_io import ImageError, decode, path_key, read_bytes, scan_images, write_image
 
 RUN_FILE = '.provenance.run.json'
 RECORDS_FILE = '.provenance.records.jsonl'
@@ -60,7 +60,7 @@ class Source:
 
             self.items = [(key, key + '.png') for key in meta_keys(path)]
         else:
-            self.items = [(osp.splitext(rel)[0].replace(os.sep, '/'), rel) for rel in scan_images(path)]
+            self.items = [(path_key(rel), rel) for rel in scan_images(path)]
 
     def __getstate__(self):
         return {**self.__dict__, '_env': None}  # an LMDB environment is opened in each process
@@ -89,16 +89,6 @@ def output_name(rel, ext=None):
     """``rel`` with ``ext`` ('.png', '.tif'), or kept when lossless, else '.png'."""
     stem, old = osp.splitext(rel)
     return stem + (ext or (old if old.lower() in LOSSLESS else '.png'))
-
-
-def write_image(path, img):
-    """Write ``img`` (BGR HWC integers) to ``path`` atomically (temporary name, then rename)."""
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    ext = osp.splitext(path)[1]
-    tmp = f'{path}.{os.getpid()}.tmp{ext}'
-    if not cv2.imwrite(tmp, img):
-        raise OSError(f'cannot write {tmp} ({img.dtype}); check free space, permissions and that {ext} holds it.')
-    os.replace(tmp, path)
 
 
 def write_json(path, obj):
@@ -130,6 +120,25 @@ def versions(*modules):
     except Exception:  # noqa: BLE001  (an uninstalled checkout has no metadata)
         pass
     return found
+
+
+def read_records(folder):
+    """{key: record} of an output folder: from its provenance.json (a finished run resumed), then its log."""
+    records = {}
+    if osp.isfile(osp.join(folder, PROVENANCE)):
+        with open(osp.join(folder, PROVENANCE)) as f:
+            records.update(json.load(f).get('images', {}))
+    path = osp.join(folder, RECORDS_FILE)
+    if osp.isfile(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:  # a line cut by an interruption
+                        continue
+                    records[entry['key']] = entry['record']
+    return records
 
 
 def _normal(obj):
@@ -228,20 +237,7 @@ class Run:
         if self.done:  # an LMDB packed by an earlier run with these settings
             with open(osp.join(self.out, PROVENANCE)) as f:
                 return json.load(f)
-        records = {}
-        if osp.isfile(osp.join(self.dir, PROVENANCE)):  # a finished run resumed: its records stand
-            with open(osp.join(self.dir, PROVENANCE)) as f:
-                records.update(json.load(f).get('images', {}))
-        path = osp.join(self.dir, RECORDS_FILE)
-        if osp.isfile(path):
-            with open(path) as f:
-                for line in f:
-                    if line.strip():
-                        try:
-                            entry = json.loads(line)
-                        except json.JSONDecodeError:  # a line cut by an interruption
-                            continue
-                        records[entry['key']] = entry['record']
+        records = read_records(self.dir)
         images = {}
         for key, rel in self.source.items:
             images[key] = records[key] if key in records else recover(key, rel, self.targets[key])
