@@ -138,6 +138,7 @@ def _save_network(self, net, net_label, current_iter, param_key='params'):
     from basicsr.utils import get_root_logger
 
     from rssr_tools.states import save_with_retry
+    from rssr_tools.weights import strip_module
 
     label = 'latest' if current_iter == -1 else current_iter
     save_path = os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth')
@@ -147,10 +148,8 @@ def _save_network(self, net, net_label, current_iter, param_key='params'):
         raise ValueError('save_network: one param_key per network.')
     save_dict = {}
     for net_, key in zip(nets, param_keys):
-        state_dict = self.get_bare_model(net_).state_dict()
-        save_dict[key] = {
-            (k[len('module.') :] if k.startswith('module.') else k): v.cpu() for k, v in state_dict.items()
-        }
+        state_dict = strip_module(self.get_bare_model(net_).state_dict())
+        save_dict[key] = {k: v.cpu() for k, v in state_dict.items()}
     save_with_retry(save_dict, save_path, 'model', get_root_logger())
 
 

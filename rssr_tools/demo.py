@@ -31,6 +31,8 @@ def _figure(path, panels):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
+    from rssr_tools.states import save_atomic
+
     h, w = panels[0][1].shape[:2]
     side = 2.4  # inches of a panel's shorter side
     size = (side, side * h / w) if h > w else (side * w / h, side)
@@ -40,10 +42,8 @@ def _figure(path, panels):
         ax.set_title(title, fontsize=9)
         ax.axis('off')
     fig.tight_layout()
-    tmp = path + '.part.png'
-    fig.savefig(tmp, dpi=110)
+    save_atomic(fig, path, lambda figure, f: figure.savefig(f, format='png', dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _bicubic(lr_bgr, scale):
@@ -119,22 +119,19 @@ def main(argv=None):
 
     import rssr_tools
     from rssr_data.demo import make_demo_dataset
-    from rssr_tools.options import OptionError, load_options
+    from rssr_tools.options import OptionError
 
     rssr_tools.import_registries()
+    from basicsr.train import train_pipeline
     from basicsr.utils.options import parse_options
 
+    sys.argv = [sys.argv[0], '-opt', args.opt] + rest
     try:
-        opt = load_options(args.opt)
+        opt, _ = parse_options(os.getcwd(), is_train=True)  # the option file with --force_yml applied, checked
     except OptionError as error:
         parser.error(str(error))
     val = opt['datasets']['val']
     make_demo_dataset(osp.dirname(osp.dirname(val['dataroot_gt'])), scale=opt['scale'])
-
-    from basicsr.train import train_pipeline
-
-    sys.argv = [sys.argv[0], '-opt', args.opt] + rest
-    opt, _ = parse_options(os.getcwd(), is_train=True)  # the option file with --force_yml applied
     print(
         f'Bicubic baseline on {val["name"]}: PSNR {bicubic_psnr(opt):.2f} dB (RGB, crop {opt["scale"]}); '
         'compare with the validation PSNR logged below.',

@@ -33,7 +33,8 @@ from os import path as osp
 import numpy as np
 import torch
 
-from rssr_tools.weights import SIDECAR_FORMAT, WeightsError, build_model, model_options, scale_of
+from rssr_tools.states import save_atomic
+from rssr_tools.weights import SIDECAR_FORMAT, WeightsError, build_model, model_options, scale_argument, scale_of
 
 FORMATS = ('safetensors', 'onnx')
 DEFAULT_OPSET = 18  # onnxruntime >= 1.14; the dynamo exporter's lowest well-supported opset
@@ -48,17 +49,6 @@ def rssr_version():
         return metadata.version('rssr')
     except metadata.PackageNotFoundError:
         return 'unknown'
-
-
-def _replace_atomically(write, path):
-    """Call ``write(tmp)`` and rename ``tmp`` to ``path``: nothing half-written ever has the final name."""
-    tmp = f'{path}.part'
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def input_multiple(net):
@@ -97,22 +87,13 @@ def describe(net, network_opt, name, pad_multiple=None, tile=256, overlap=32):
 
 def save_safetensors(net, info, path):
     """Write ``net``'s state dict to ``path`` (.safetensors) and ``info`` to the sidecar beside it."""
-    from safetensors.torch import save_file
-
-    from rssr_tools.weights import sidecar_path
+    from rssr_tools.weights import sidecar_path, write_safetensors
 
     inner = getattr(net, 'net', net) if info.get('pad_multiple') else net  # PaddedSR holds the arch
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in inner.state_dict().items()}
-    header = {'format': 'pt', 'rssr': json.dumps({k: info[k] for k in ('name', 'scale', 'rssr_version')})}
-    _replace_atomically(lambda tmp: save_file(state, tmp, metadata=header), path)
+    rssr = json.dumps({k: info[k] for k in ('name', 'scale', 'rssr_version')})
+    write_safetensors(inner.state_dict(), path, metadata={'format': 'pt', 'rssr': rssr})
     sidecar = dict(info, weights=osp.basename(path))
-
-    def write_json(tmp):
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(sidecar, f, indent=2)
-            f.write('\n')
-
-    _replace_atomically(write_json, sidecar_path(path))
+    save_atomic(sidecar, sidecar_path(path), lambda obj, f: f.write((json.dumps(obj, indent=2) + '\n').encode()))
 
 
 def onnx_metadata(info, opset):
@@ -177,36 +158,33 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
         torch.export.Dim('width', min=multiple, max=16384),
     )
 
-    def write(tmp):
-        with torch.no_grad(), export_mode():
-            program = torch.onnx.export(
-                net,
-                (x,),
-                dynamo=True,
-                opset_version=opset,
-                input_names=['input'],
-                output_names=['output'],
-                dynamic_shapes=({0: dims[0], 2: dims[1], 3: dims[2]},),
-                external_data=False,
-                optimize=optimize,
-                verbose=False,
-            )
-        if not optimize:  # the unoptimised graph can repeat value names (e.g. RCAN's): make them unique
-            from onnx_ir.passes.common import NameFixPass
-
-            NameFixPass()(program.model)
-        model = program.model_proto
-        model.producer_name, model.producer_version = 'rssr', info['rssr_version']
-        model.doc_string = (
-            f'{info["name"]}: x{info["scale"]} super-resolution. Input float32 (B, 3, H, W) RGB in [0, 1], '
-            f'H, W >= {multiple}; output (B, 3, {info["scale"]}H, {info["scale"]}W) in [0, 1].'
+    with torch.no_grad(), export_mode():
+        program = torch.onnx.export(
+            net,
+            (x,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=['input'],
+            output_names=['output'],
+            dynamic_shapes=({0: dims[0], 2: dims[1], 3: dims[2]},),
+            external_data=False,
+            optimize=optimize,
+            verbose=False,
         )
-        for key, value in onnx_metadata(info, opset).items():
-            model.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(model, full_check=True)
-        onnx.save(model, tmp)
+    if not optimize:  # the unoptimised graph can repeat value names (e.g. RCAN's): make them unique
+        from onnx_ir.passes.common import NameFixPass
 
-    _replace_atomically(write, path)
+        NameFixPass()(program.model)
+    model = program.model_proto
+    model.producer_name, model.producer_version = 'rssr', info['rssr_version']
+    model.doc_string = (
+        f'{info["name"]}: x{info["scale"]} super-resolution. Input float32 (B, 3, H, W) RGB in [0, 1], '
+        f'H, W >= {multiple}; output (B, 3, {info["scale"]}H, {info["scale"]}W) in [0, 1].'
+    )
+    for key, value in onnx_metadata(info, opset).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    save_atomic(model, path, onnx.save)
     return verify_onnx(net, path, [tuple(x.shape[-2:])])[0] if verify else None
 
 
@@ -334,7 +312,7 @@ def main(argv=None):
         else:
             network = {'type': args.arch, **args.arch_args}
             if args.scale:
-                network['scale' if args.arch == 'RRDBNet' else 'upscale'] = args.scale
+                network[scale_argument(args.arch) or 'upscale'] = args.scale
             spec = {'network_g': network, 'name': None, 'pad_multiple': None}
         weights = args.weights or spec.get('pretrain_network_g')
         if not weights:

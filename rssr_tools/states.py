@@ -29,6 +29,7 @@ augmentation ahead of the saves), and CUDA kernels that are not deterministic.
 """
 
 import collections
+import contextlib
 import os
 import pickle
 import random
@@ -108,15 +109,7 @@ def _safe_globals():
     if hasattr(torch.serialization, 'safe_globals'):
         return torch.serialization.safe_globals(list(SAFE_STATE_GLOBALS))
     torch.serialization.add_safe_globals(list(SAFE_STATE_GLOBALS))
-    return _NullContext()
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    return contextlib.nullcontext()
 
 
 def read_training_state(path, map_location='cpu'):

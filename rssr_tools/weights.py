@@ -104,7 +104,8 @@ def _looks_like_pickle(path):
     return head[:1] == b'\x80' or head == b'PK\x03\x04'
 
 
-def _strip_module(state):
+def strip_module(state):
+    """The state dict without DataParallel/DistributedDataParallel's ``module.`` key prefixes."""
     return {(k[len('module.') :] if k.startswith('module.') else k): v for k, v in state.items()}
 
 
@@ -121,7 +122,7 @@ def select_state_dict(checkpoint, param_key='params', official=False, source='ch
         dict[str, Tensor]: The state dict, ``module.`` prefixes stripped.
     """
     if _is_bare(checkpoint):
-        return _strip_module(checkpoint)
+        return strip_module(checkpoint)
     if not isinstance(checkpoint, dict):
         raise WeightsError(f'{source}: holds a {type(checkpoint).__name__}, not a state dict.')
     if official:
@@ -131,7 +132,7 @@ def select_state_dict(checkpoint, param_key='params', official=False, source='ch
                 f'{source}: no state dict found under {list(OFFICIAL_CONTAINERS)}; '
                 f'it holds {sorted(map(str, checkpoint))[:10]}.'
             )
-        return _strip_module(checkpoint[key])
+        return strip_module(checkpoint[key])
     found = sorted(str(k) for k, v in checkpoint.items() if _is_bare(v))
     if param_key not in checkpoint:
         raise WeightsError(
@@ -140,7 +141,7 @@ def select_state_dict(checkpoint, param_key='params', official=False, source='ch
         )
     if not _is_bare(checkpoint[param_key]):
         raise WeightsError(f'{source}: entry {param_key!r} is not a state dict.')
-    return _strip_module(checkpoint[param_key])
+    return strip_module(checkpoint[param_key])
 
 
 def read_state_dict(path, param_key='params', official=False, arch=None, trust_pickle=False):
@@ -194,6 +195,16 @@ def load_weights(net, path, param_key='params', official=False, strict=True, tru
     return net
 
 
+def write_safetensors(state, path, metadata=None):
+    """Write a state dict to ``path`` (.safetensors) atomically; tensors that share memory are stored apart."""
+    from safetensors.torch import save
+
+    from rssr_tools.states import save_atomic
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    save_atomic(tensors, path, lambda obj, f: f.write(save(obj, metadata=metadata)))
+
+
 SIDECAR_FORMAT = 'rssr-model'
 
 
@@ -225,6 +236,32 @@ def read_sidecar(weights):
     return sidecar
 
 
+def arch_class(name):
+    """The class registered as ``name`` in BasicSR's ARCH_REGISTRY, rssr's registries imported.
+
+    Also finds BasicSR's ``<name>_basicsr`` entries; an unknown name is a ValueError listing the registered ones.
+    """
+    import rssr_tools
+
+    rssr_tools.import_registries()
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    try:
+        return ARCH_REGISTRY.get(name)
+    except KeyError:
+        raise ValueError(f'Unknown arch {name!r}; registered: {sorted(ARCH_REGISTRY.keys())}.') from None
+
+
+def scale_argument(arch):
+    """The name of the argument that takes the scale in ``arch`` (a class or registered name): 'upscale',
+    'scale' or None."""
+    import inspect
+
+    cls = arch_class(arch) if isinstance(arch, str) else arch
+    params = inspect.signature(cls.__init__).parameters
+    return next((k for k in ('upscale', 'scale') if k in params), None)
+
+
 def build_model(network_opt, weights=None, param_key='params', official=False, device='cpu', trust_pickle=False):
     """Build ``network_opt`` (a ``network_g`` dict) from BasicSR's ARCH_REGISTRY and load ``weights``.
 
@@ -236,8 +273,6 @@ def build_model(network_opt, weights=None, param_key='params', official=False, d
         nn.Module: The network in eval mode on ``device``. An unknown ``type`` is a
         ValueError, an option the arch does not take a TypeError naming it.
     """
-    import rssr_tools
-
     pad_multiple = None
     if network_opt is None:
         sidecar = read_sidecar(weights) if weights else None
@@ -248,16 +283,9 @@ def build_model(network_opt, weights=None, param_key='params', official=False, d
             )
         network_opt, pad_multiple = sidecar['network_g'], sidecar.get('pad_multiple')
 
-    rssr_tools.import_registries()
+    arch_class(network_opt.get('type'))  # an unknown type is named with the registered ones
     from basicsr.archs import build_network
-    from basicsr.utils.registry import ARCH_REGISTRY
 
-    try:
-        ARCH_REGISTRY.get(network_opt.get('type'))  # also finds BasicSR's '<name>_basicsr' entries
-    except KeyError:
-        raise ValueError(
-            f'Unknown arch {network_opt.get("type")!r}; registered: {sorted(ARCH_REGISTRY.keys())}.'
-        ) from None
     net = build_network(dict(network_opt))
     if weights:
         load_weights(net, weights, param_key, official, trust_pickle=trust_pickle)

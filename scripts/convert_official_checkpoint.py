@@ -9,7 +9,7 @@ import argparse
 import os
 
 from rssr_tools.states import save_atomic
-from rssr_tools.weights import WeightsError, read_state_dict
+from rssr_tools.weights import WeightsError, read_state_dict, write_safetensors
 
 
 def main():
@@ -31,10 +31,7 @@ def main():
     except (WeightsError, FileNotFoundError) as error:
         parser.exit(2, f'convert_official_checkpoint: {error}\n')
     if args.output.endswith('.safetensors'):
-        from safetensors.torch import save
-
-        tensors = {k: v.contiguous() for k, v in state.items()}
-        save_atomic(tensors, args.output, lambda obj, f: f.write(save(obj)))
+        write_safetensors(state, args.output)
     else:
         save_atomic({'params': state}, args.output)  # temporary name, fsync, rename
     print(f'{args.arch}: {len(state)} tensors -> {args.output}')

@@ -1,10 +1,7 @@
 """Export and deploy: real-valued export paths, safetensors + sidecar, ONNX through onnxruntime, pickle refusal."""
 
 import json
-import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +23,12 @@ from rssr_arch.arch_util import (
 from rssr_arch.fat_arch import FAT
 from rssr_arch.tsfnet_arch import TSFNet
 from rssr_tools.export import export_model, read_onnx_metadata, verify_onnx
-from rssr_tools.weights import WeightsError, build_model, read_state_dict
+from rssr_tools.weights import WeightsError, build_model, read_state_dict, write_safetensors
+from tests.helpers.data import run_script
+from tests.helpers.options import TINY_NETWORKS, run_test_script
 
-REPO = Path(__file__).resolve().parents[1]
 FAT_TINY = dict(type='FAT', upscale=4, embed_dim=16, num_blocks=1, depth=1, num_heads=2)
-TSFNET_TINY = dict(type='TSFNet', upscale=4, num_feat=8, num_block=1)
+TSFNET_TINY = dict(TINY_NETWORKS['TSFNet'])
 EDSR_SMALL = dict(type='EDSR', num_in_ch=3, num_out_ch=3, num_feat=16, num_block=2, upscale=4)
 # Three sizes from one export: non-square, not multiples of FAT's 12 / TSFNet's 4 / SwinIR's 8.
 SIZES = [(13, 30), (37, 17), (26, 26)]
@@ -121,7 +119,7 @@ def test_safetensors_round_trip_is_bit_exact_and_rebuilds_from_the_sidecar(netwo
     x = torch.rand(1, 3, 12, 12)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), original(x))
-    assert not list(tmp_path.glob('*.part'))
+    assert not list(tmp_path.glob('*.tmp'))  # rssr_tools.states.save_atomic's temporary names
 
 
 def test_weights_without_sidecar_say_how_to_get_one(tmp_path):
@@ -154,10 +152,15 @@ def _check_onnx(result, network, sizes=SIZES, tol=1e-4):
     return errors
 
 
-def test_onnx_edsr_three_sizes_from_one_export(tmp_path):
-    result = export_model(EDSR_SMALL, str(tmp_path), log=lambda *_: None)
-    assert result['onnx_max_abs_error'] <= 1e-4
-    _check_onnx(result, EDSR_SMALL)
+@pytest.fixture(scope='module')
+def edsr_export(tmp_path_factory):
+    out = tmp_path_factory.mktemp('edsr')
+    return export_model(EDSR_SMALL, str(out), log=lambda *_: None)
+
+
+def test_onnx_edsr_three_sizes_from_one_export(edsr_export):
+    assert edsr_export['onnx_max_abs_error'] <= 1e-4
+    _check_onnx(edsr_export, EDSR_SMALL)
 
 
 @pytest.mark.slow  # about a minute of tracing on 2 cores
@@ -212,17 +215,15 @@ def _png_scene(path, h=40, w=52, seed=0):
     return str(path)
 
 
-def test_infer_runs_onnx_and_sidecar_weights_like_pytorch(tmp_path):
+def test_infer_runs_onnx_and_sidecar_weights_like_pytorch(edsr_export, tmp_path):
     import cv2
 
     from rssr_tools.inference import main as infer
 
-    model_dir = tmp_path / 'edsr'
-    export_model(EDSR_SMALL, str(model_dir), log=lambda *_: None)
     scene = _png_scene(tmp_path / 'scene.png')
     common = ['--tile', '24', '--overlap', '8', '--quiet', '--device', 'cpu']
-    infer([scene, str(tmp_path / 'onnx'), '--onnx', str(model_dir / 'model.onnx'), *common])
-    infer([scene, str(tmp_path / 'weights'), '--weights', str(model_dir / 'model.safetensors'), *common])
+    infer([scene, str(tmp_path / 'onnx'), '--onnx', edsr_export['onnx'], *common])
+    infer([scene, str(tmp_path / 'weights'), '--weights', edsr_export['safetensors'], *common])
     by_onnx = cv2.imread(str(tmp_path / 'onnx' / 'scene.png'), cv2.IMREAD_UNCHANGED).astype(int)
     by_torch = cv2.imread(str(tmp_path / 'weights' / 'scene.png'), cv2.IMREAD_UNCHANGED).astype(int)
     assert by_onnx.shape == by_torch.shape == (160, 208, 3)
@@ -294,11 +295,8 @@ def test_every_command_refuses_a_pickle_that_would_run_code(evil_checkpoint, tmp
     row = run_benchmark(opt, log=lambda *_: None)['models'][0]
     assert 'refused' in ' '.join(row['errors']) and 'evil.pth' in ' '.join(row['errors'])
 
-    convert = subprocess.run(
-        [sys.executable, str(REPO / 'scripts/convert_official_checkpoint.py'), '--arch', 'FAT']
-        + ['--input', str(path), '--output', str(tmp_path / 'converted.pth')],
-        capture_output=True,
-        text=True,
+    convert = run_script(
+        'convert_official_checkpoint.py', '--arch', 'FAT', '--input', path, '--output', tmp_path / 'converted.pth'
     )
     assert convert.returncode != 0 and 'refused' in convert.stderr
     assert not marker.exists()
@@ -323,10 +321,17 @@ def test_basicsr_test_pipeline_refuses_a_pickle_that_would_run_code(evil_checkpo
     )  # fmt: skip
     opt_path = tmp_path / 'test.yml'
     opt_path.write_text(yaml.safe_dump(opt))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    run = subprocess.run(
-        [sys.executable, str(REPO / 'scripts/test.py'), '-opt', str(opt_path)],
-        capture_output=True, text=True, cwd=tmp_path, env=env,
-    )  # fmt: skip
+    run = run_test_script(opt_path, cwd=tmp_path)
     assert run.returncode != 0 and 'refused' in run.stderr and str(path) in run.stderr
     assert not marker.exists()
+
+
+def test_safetensors_writer_stores_tensors_that_share_memory(tmp_path):
+    """Tied weights (one storage, two names) are written apart, as export and the converter both need."""
+    weight = torch.rand(4, 4)
+    state = {'a.weight': weight, 'b.weight': weight, 'c.bias': weight[0]}
+    path = tmp_path / 'tied.safetensors'
+    write_safetensors(state, str(path))
+    loaded = read_state_dict(str(path))
+    assert sorted(loaded) == sorted(state) and all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert not list(tmp_path.glob('*.tmp'))
