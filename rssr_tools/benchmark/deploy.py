@@ -19,9 +19,9 @@ import traceback
 from os import path as osp
 
 import torch
-import yaml
 
 from rssr_tools.export import export_model, onnx_session
+from rssr_tools.options import load_options
 from rssr_tools.weights import build_model
 
 from .models import model_spec
@@ -114,8 +114,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    with open(args.opt) as f:
-        opt = yaml.safe_load(f)
+    opt = load_options(args.opt)
     names = args.models.split(',') if args.models else None
     entries = [e for e in opt['models'] if not names or e.get('name') in names]
     os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)

@@ -34,22 +34,12 @@ import numpy as np
 import torch
 import yaml
 
+from rssr_tools.weights import arch_class, scale_argument
+
 from .core import check_settings, check_window, diffusion_index, path_attribution
 from .render import blend, comparison_figure, draw_window, saliency_image, saliency_map, to_uint8
 
 logger = logging.getLogger('rssr.lam')
-
-
-def _arch_class(name):
-    import rssr_tools
-
-    rssr_tools.import_registries()
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    try:
-        return ARCH_REGISTRY.get(name)
-    except KeyError:
-        raise ValueError(f'Unknown arch {name!r}; registered: {sorted(ARCH_REGISTRY.keys())}.') from None
 
 
 def _scale_of(network_g, opt=None):
@@ -66,11 +56,11 @@ def arch_spec(arch, weights=None, scale=None, arch_opts=None, name=None, param_k
     """
     from rssr_tools.benchmark.models import model_spec
 
-    cls = _arch_class(arch)
+    cls = arch_class(arch)
     params = inspect.signature(cls.__init__).parameters
     network_g = {'type': arch, **(arch_opts or {})}
     if scale is not None:
-        key = next((k for k in ('upscale', 'scale') if k in params), None)
+        key = scale_argument(cls)
         if key is None:
             raise ValueError(f'{arch} takes no upscale/scale argument; drop --scale or pass it with --arch-opt.')
         network_g.setdefault(key, scale)
@@ -97,20 +87,13 @@ def arch_spec(arch, weights=None, scale=None, arch_opts=None, name=None, param_k
 def option_specs(opt_path):
     """Model specs of an option file: a test/train option file (one model) or a benchmark one (its ``models``)."""
     from rssr_tools.benchmark.models import model_spec
+    from rssr_tools.options import load_options
 
     if not osp.isfile(opt_path):
         raise FileNotFoundError(f'Option file {opt_path} not found; check -opt.')
-    try:
-        with open(opt_path) as f:
-            opt = yaml.safe_load(f)
-    except yaml.YAMLError as error:
-        raise ValueError(f'{opt_path}: not a readable YAML file ({error}).') from error
-    if not isinstance(opt, dict):
-        raise ValueError(f'{opt_path}: not an option file (no mapping at the top level).')
+    opt = load_options(opt_path)  # an OptionError (a ValueError) names the file and the line
     if 'models' in opt:
         entries = opt['models'] or []
-        selected = opt.get('only')
-        entries = [e for e in entries if not selected or e.get('name') in selected]
     else:
         entries = [{'opt': opt_path}]
     specs = []
@@ -131,14 +114,9 @@ def load_lr(image_path, scale, lr_input=False):
         tuple[Tensor, np.ndarray]: (3, h, w) float32 RGB in [0, 1], and the same as (h, w, 3) uint8.
     """
     from rssr_data.degradations import bicubic_lr
-    from rssr_data.image_io import ImageError, decode
+    from rssr_data.image_io import ImageError, read_image
 
-    try:
-        with open(image_path, 'rb') as f:
-            content = f.read()
-    except OSError as error:
-        raise ImageError(f'{image_path}: cannot be read ({error.strerror}); check --image.') from error
-    img = decode(content, image_path, to_float=False)  # BGR, the file's integer type
+    img = read_image(image_path, to_float=False)  # BGR, the file's integer type
     if not lr_input:
         if min(img.shape[:2]) < scale:
             raise ImageError(f'{image_path}: {img.shape[1]}x{img.shape[0]} is smaller than the scale {scale}.')
@@ -156,7 +134,7 @@ def _folder_names(specs):
     return names
 
 
-def prepare_models(specs, device, scale=None, random_init=False, trust_pickle=False, seed=0):
+def prepare_models(specs, device, scale=None, random_init=False, trust_pickle=False):
     """Build and load every model (all errors before any attribution).
 
     Returns:
@@ -178,7 +156,7 @@ def prepare_models(specs, device, scale=None, random_init=False, trust_pickle=Fa
                 '%s: deterministic_eval set to true (a path integral needs a deterministic network).', spec['name']
             )
             network_g['deterministic_eval'] = True
-        torch.manual_seed(seed)  # networks without weights are reproducible
+        torch.manual_seed(0)  # networks without weights are reproducible
         try:
             net = build_model(network_g, device=device)
         except TypeError as error:
