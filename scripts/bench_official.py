@@ -28,7 +28,7 @@ import types
 
 import torch
 
-from rssr_tools.memory import reset_peak_rss, status_kib
+from rssr_tools.memory import MEASURE_ENV, peak_growth_kib
 
 DEFAULTS = {  # LR input (the official TSFNet runs only at HR 256; FAT needs multiples of 12)
     'TSFNet': dict(env='RSSR_OFFICIAL_TSFNET', shape=(1, 3, 32, 32)),
@@ -106,9 +106,7 @@ def child(args):
 
     run()  # warm-up
     if args.measure == 'memory':
-        base = reset_peak_rss()
-        run()
-        return print(json.dumps({'peak_mib': (status_kib('VmHWM') - base) / 1024}))
+        return print(json.dumps({'peak_mib': peak_growth_kib(run) / 1024}))
     times = []
     for _ in range(args.runs):
         start = time.perf_counter()
@@ -135,9 +133,7 @@ def main():
     if not args.official or not os.path.isdir(args.official):
         print(f'No official clone given (--official or ${DEFAULTS[args.arch]["env"]}); nothing to compare. Skipped.')
         return
-    # Memory runs return large frees to the OS, so that RSS tracks what is in use; timed runs use the
-    # default allocator (mmap for every large block would add page faults to both sides).
-    envs = {'time': dict(os.environ), 'memory': dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')}
+    envs = {'time': dict(os.environ), 'memory': dict(os.environ, **MEASURE_ENV)}  # see rssr_tools.memory
     modes = ['train'] if args.arch == 'loss' else ['forward', 'train']
     print(
         f'{args.arch}: input {tuple(DEFAULTS[args.arch]["shape"])}, x{args.scale}, {torch.get_num_threads()} '

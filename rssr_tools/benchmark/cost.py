@@ -12,7 +12,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from rssr_tools.memory import reset_peak_rss, status_kib
+from rssr_tools.memory import MEASURE_ENV, peak_growth_kib
 
 from .models import build_benchmark_model, count_parameters, super_resolve
 
@@ -98,31 +98,32 @@ def _memory_child():
     device = torch.device(job['device'])
     net, _, _ = build_benchmark_model(job['spec'], device, load=False)  # weights do not change memory
     x = torch.rand(job['input_shape'], device=device)
+
+    def forward():
+        super_resolve(net, x, job['scale'], job['spec'].get('pad_multiple'))
+
     with torch.inference_mode():
-        super_resolve(net, x, job['scale'], job['spec'].get('pad_multiple'))  # lazy init, kernel caches
+        forward()  # lazy init, kernel caches
         gc.collect()
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
             base = torch.cuda.memory_allocated(device)
-            out = super_resolve(net, x, job['scale'], job['spec'].get('pad_multiple'))
+            forward()
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device) - base
         else:
-            base = reset_peak_rss()
-            out = super_resolve(net, x, job['scale'], job['spec'].get('pad_multiple'))
-            peak = (status_kib('VmHWM') - base) * 1024
-    del out
+            peak = peak_growth_kib(forward) * 1024
     print(json.dumps({'peak_bytes': peak}))
 
 
 def measure_peak_memory(spec, input_shape, scale, device, timeout=900):
     """Peak memory (bytes) of one forward of a freshly built model, measured in a child process."""
-    # Large blocks come from mmap and go back to the OS on free, so that RSS tracks what is in use.
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')
+    env = dict(os.environ, **MEASURE_ENV)  # see rssr_tools.memory
     job = {'spec': spec, 'input_shape': list(input_shape), 'scale': scale, 'device': str(device)}
     proc = subprocess.run(
-        [sys.executable, '-m', 'rssr_tools.benchmark.cost'],
+        # Not `-m rssr_tools.benchmark.cost`: the package imports .cost, so -m would run this module twice.
+        [sys.executable, '-c', 'from rssr_tools.benchmark.cost import _memory_child; _memory_child()'],
         input=json.dumps(job),
         capture_output=True,
         text=True,
@@ -158,7 +159,3 @@ def measure_cost(net, spec, scale, device, cost_opt):
     if cost_opt['memory']:
         result['peak_memory_bytes'] = measure_peak_memory(spec, shape, scale, device)
     return result
-
-
-if __name__ == '__main__':
-    _memory_child()

@@ -260,7 +260,3 @@ def main(argv=None):
     )
     if failed:
         sys.exit(f'rssr-infer: {len(failed)} of {len(files)} scene(s) failed: {", ".join(failed)}')
-
-
-if __name__ == '__main__':
-    main()
