@@ -103,10 +103,15 @@ class LSHSparseAttention(nn.Module):
         self.conv_match = nn.Conv2d(channels, channels // reduction, 3, padding=1)
         self.conv_assembly = nn.Conv2d(channels, channels, 1)
 
+    @property
+    def fixed_rotations(self):
+        """True in deterministic eval: seeded rotations (the export table holds them) and a stable bucket sort."""
+        return self.deterministic_eval and not self.training
+
     def _rotations(self, shape, like):
         if exporting():
             return self._exported_rotations(shape, like)
-        if self.deterministic_eval and not self.training:
+        if self.fixed_rotations:
             generator = torch.Generator(device=like.device).manual_seed(self.seed)
             return torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)
         # Drawn from the global RNG once per call, as the official code does.
@@ -123,7 +128,7 @@ class LSHSparseAttention(nn.Module):
         graphs slice them from the table: the same values as eager CPU
         inference, without a random op.
         """
-        if not (self.deterministic_eval and not self.training):
+        if not self.fixed_rotations:
             raise ValueError(
                 'FAT exports need deterministic_eval: true and eval mode (the official draws new '
                 'random rotations on every call, which an exported graph cannot reproduce).'
@@ -163,7 +168,7 @@ class LSHSparseAttention(nn.Module):
         if torch.compiler.is_exporting():
             order = codes.flatten(1).sort(dim=-1).indices
         else:
-            stable = exporting() or (self.deterministic_eval and not self.training)
+            stable = exporting() or self.fixed_rotations
             order = codes.flatten(1).sort(dim=-1, stable=stable).indices  # (N, rounds*L)
         undo = torch.empty_like(order).scatter_(
             1, order, torch.arange(order.shape[1], device=x.device).expand_as(order)

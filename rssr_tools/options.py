@@ -437,11 +437,7 @@ def _check_dataset(problems, phase, dataset_opt, scale):
 
     key = f'datasets.{phase}'
     stage = phase.split('_')[0]
-    table = {
-        k: (t, 'always' if r == 'always' else ('train' if r == 'train' and stage == 'train' else None))
-        for k, (t, r) in LOADER_KEYS.items()
-    }
-    _check_table(problems, dataset_opt, table, key + '.', is_train=True)
+    _check_table(problems, dataset_opt, LOADER_KEYS, key + '.', is_train=stage == 'train')
     if dataset_opt.get('prefetch_mode') not in PREFETCH_MODES:
         problems.append(
             f'{key}.prefetch_mode: expected one of {list(PREFETCH_MODES)}, got {dataset_opt["prefetch_mode"]!r}'
