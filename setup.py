@@ -6,6 +6,7 @@ from setuptools import Command, find_packages, setup
 from setuptools.command.build import build
 
 AUTOLOAD_PTH = 'rssr-autoload.pth'  # one line, `import rssr_autoload`: the start-up hook (see rssr_autoload.py)
+EXPORT = ['onnx', 'onnxruntime', 'onnxscript']  # the ONNX export and onnxruntime inference
 
 
 class build_autoload(Command):
@@ -69,11 +70,12 @@ setup(
         'safetensors',
     ],
     extras_require={
-        # rasterio: the GeoTIFF tests; bm3d: the denoising tests; onnx*: the export tests
-        'test': ['pytest', 'rasterio', 'bm3d', 'onnx', 'onnxruntime', 'onnxscript'],
+        # rasterio: the GeoTIFF tests; bm3d: the denoising tests; onnx*: the export tests; ruff: the lint CI runs
+        # (pinned: its formatter's style changes between releases)
+        'test': ['pytest', 'rasterio', 'bm3d', *EXPORT, 'ruff==0.17.6'],
         'geo': ['rasterio'],
         'denoise': ['bm3d'],  # --method bm3d of denoise_hr.py / prepare_dataset.py
-        'export': ['onnx', 'onnxruntime', 'onnxscript'],  # rssr-export --formats onnx, rssr-infer --onnx
+        'export': EXPORT,  # rssr-export --formats onnx, rssr-infer --onnx
     },
     entry_points={
         'console_scripts': [
