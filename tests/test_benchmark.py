@@ -5,8 +5,6 @@ import glob
 import math
 import os
 import re
-import subprocess
-import sys
 from os import path as osp
 
 import cv2
@@ -22,6 +20,7 @@ import rssr_arch  # noqa: F401  (registers Bicubic, before basicsr)
 from rssr_tools.benchmark import count_flops, run_benchmark, write_reports
 from rssr_tools.benchmark.models import build_benchmark_model, count_parameters, model_spec, super_resolve
 from rssr_tools.benchmark.quality import METRICS, SKIMAGE_IMAGES, prepare_dataset
+from tests.helpers.options import run_test_script
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 HR_SIZE = 96  # generated HR crops: LR 24 at x4, 12 at x8 (multiples of 12, and of 8 at x4)
@@ -328,13 +327,7 @@ def test_scripts_test_reports_the_benchmark_numbers(tmp_path):
     row = run_benchmark(opt)['models'][0]
     assert row['weights'] == 'trained'
 
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'scripts', 'test.py'), '-opt', str(opt_file)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_test_script(opt_file, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = open(glob.glob(str(tmp_path / 'results' / test_opt['name'] / '*.log'))[0]).read()
     logged = {m: float(v) for m, v in re.findall(r'# (\w+): ([\d.]+)', log)}

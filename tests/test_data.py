@@ -233,6 +233,7 @@ def test_real_rssr25_pairs(samples_dir, tmp_path):
         io_backend={'type': 'lmdb'},
     )
     whole = dataset(dataroot_gt=str(train / 'HR'), dataroot_lq=str(train / 'LR'), scale=4)
+    assert len(whole) == len(packed) == 3
     assert all(torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq']) for a, b in zip(whole, packed))
 
 

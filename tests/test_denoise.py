@@ -1,9 +1,6 @@
 """HR denoising: NLM and BM3D reduce noise, keep bit depth, never work in place; prepare_dataset.py --denoise."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,8 +9,7 @@ from basicsr.utils.matlab_functions import imresize
 
 from rssr_data.denoise import denoise, psnr
 from rssr_tools.denoise import main as denoise_main
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.data import run_script
 
 
 def clean_and_noisy(size=40, dtype=np.uint8, seed=0, sigma=8):
@@ -67,9 +63,8 @@ def test_prepare_dataset_denoise(tmp_path):
         for i in range(5):
             cv2.imwrite(str(src / cls / f'{cls}{i}.png'), clean_and_noisy(size=32, seed=i)[1])
     out = tmp_path / 'prepared'
-    args = [sys.executable, str(REPO / 'scripts' / 'prepare_dataset.py'), '--dataset', 'other', '--src', str(src)]
-    args += ['--out', str(out), '--scales', '4', '--workers', '1']
-    proc = subprocess.run(args + ['--denoise', 'nlm'], capture_output=True, text=True, timeout=300)
+    args = ['--dataset', 'other', '--src', src, '--out', out, '--scales', '4', '--workers', '1']
+    proc = run_script('prepare_dataset.py', *args, '--denoise', 'nlm')
     assert proc.returncode == 0, proc.stderr
     prov = json.loads((out / 'provenance.json').read_text())
     assert prov['settings']['method'] == 'nlm' and len(prov['images']) == 10
@@ -80,5 +75,5 @@ def test_prepare_dataset_denoise(tmp_path):
     lr = cv2.imread(str(out / 'train' / 'LR_x4' / rel), cv2.IMREAD_UNCHANGED)
     expected = np.clip(np.round(imresize(hr.astype(np.float64) / 255, 1 / 4) * 255), 0, 255)
     np.testing.assert_array_equal(lr, expected)  # LR from the denoised HR
-    proc = subprocess.run(args + ['--denoise', 'bm3d'], capture_output=True, text=True, timeout=300)
+    proc = run_script('prepare_dataset.py', *args, '--denoise', 'bm3d')
     assert proc.returncode != 0 and 'other denoising settings' in proc.stderr

@@ -5,11 +5,9 @@ it: rssr comes from its installation (editable during development), so these tes
 ``pip install`` put in site-packages.
 """
 
-import glob
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -20,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.options import TINY_NETWORKS, dump, tiny_train_options, write_pairs
+from tests.helpers.options import TINY_NETWORKS, dump, free_port, state_iters, tiny_train_options, write_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -42,14 +40,10 @@ def run(args, cwd, ok=True, **env):
     return out
 
 
-def _train_options(folder, arch, name, total_iter=4, save_freq=2, **overrides):
+def _train_options(folder, arch, name, total_iter=4, save_freq=2):
     opt = tiny_train_options(folder / 'data', name=name, total_iter=total_iter, save_freq=save_freq)
-    opt['network_g'] = dict(TINY_NETWORKS[arch], **overrides)
+    opt['network_g'] = dict(TINY_NETWORKS[arch])
     return opt
-
-
-def _states(exp_dir):
-    return sorted(int(Path(p).stem) for p in glob.glob(str(exp_dir / 'training_states' / '*.state')))
 
 
 def _models(exp_dir):
@@ -173,7 +167,7 @@ def test_basicsr_train_trains_saves_and_auto_resumes(tmp_path, entry, arch):
     out = run([*command, '-opt', opt], cwd)
     exp = cwd / 'experiments' / f'tiny_{arch}'
     assert _models(exp) == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
-    assert _states(exp) == [2, 4]
+    assert state_iters(exp) == [2, 4]
     if entry == 'python -m basicsr.train':  # BasicSR's root would be site-packages: we say where we write
         assert f'writing experiments/ under {cwd} instead' in out
     else:  # a checkout is its own root, as BasicSR documents
@@ -182,7 +176,7 @@ def test_basicsr_train_trains_saves_and_auto_resumes(tmp_path, entry, arch):
 
     out = run([*command, '-opt', opt, '--auto_resume', '--force_yml', 'train:total_iter=6'], cwd)
     assert 'Resuming training from epoch' in out and 'iter: 4.' in out
-    assert _states(exp) == [2, 4, 6]
+    assert state_iters(exp) == [2, 4, 6]
     assert torch.load(exp / 'training_states' / '6.state', weights_only=False)['iter'] == 6
 
 
@@ -268,12 +262,6 @@ def test_bad_options_get_clear_errors_through_basicsr(tmp_path, spoil, expected)
         assert text in out
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     'entry, arch',
     [
@@ -293,7 +281,7 @@ def test_distributed_training_survives_validation_at_the_last_iteration(tmp_path
         'torch.distributed.run',
         '--nproc_per_node=2',
         '--nnodes=1',
-        f'--master_port={_free_port()}',
+        f'--master_port={free_port()}',
     ]
     out = run([*launch, *target, '-opt', opt, '--launcher', 'pytorch'], tmp_path)
     assert out.count('Validation val') == 2

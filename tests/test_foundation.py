@@ -1,8 +1,5 @@
 """The plugin's foundation: imports with current torchvision, registries, entry points, resume, DDP."""
 
-import glob
-import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -12,14 +9,13 @@ import pytest
 import torch
 
 from rssr_tools.states import read_training_state
-from tests.helpers.options import dump, tiny_train_options
+from tests.helpers.options import SUBPROCESS_ENV, dump, free_port, state_iters, tiny_train_options
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
 
 
 def run(args, cwd, **kwargs):
-    proc = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600, **kwargs)
+    proc = subprocess.run(args, cwd=cwd, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600, **kwargs)
     assert proc.returncode == 0, f'{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
     return proc.stdout + proc.stderr
 
@@ -54,10 +50,6 @@ def test_compat_alias_is_idempotent_and_public():
     assert legacy.rgb_to_grayscale is F.rgb_to_grayscale or hasattr(legacy, 'rgb_to_grayscale')
 
 
-def _states(exp_dir):
-    return sorted(int(Path(p).stem) for p in glob.glob(str(exp_dir / 'training_states' / '*.state')))
-
-
 def _adam_steps(state):
     return {int(s['step']) for opt in state['optimizers'] for s in opt['state'].values()}
 
@@ -67,7 +59,7 @@ def test_train_then_resume_on_cpu(tmp_path, how):
     opt = dump(tiny_train_options(tmp_path / 'data', name='resume', total_iter=4), tmp_path / 'tiny.yml')
     run([sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', opt], cwd=tmp_path)
     exp = tmp_path / 'experiments' / 'resume'
-    assert _states(exp) == [2, 4]
+    assert state_iters(exp) == [2, 4]
     first = read_training_state(exp / 'training_states' / '4.state')
     assert first['iter'] == 4 and _adam_steps(first) == {4}
 
@@ -86,12 +78,6 @@ def test_train_then_resume_on_cpu(tmp_path, how):
     # Adam counted 6 steps in total: its state (and step count) came back from 4.state.
     assert final['iter'] == 6 and _adam_steps(final) == {6}
     assert not any(p.name.startswith('resume_archived') for p in (tmp_path / 'experiments').iterdir())
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 DDP_PROBE = textwrap.dedent("""
@@ -120,7 +106,7 @@ def test_distributed_training_with_gloo_on_cpu(tmp_path):
     opt = dump(tiny_train_options(tmp_path / 'data', name='ddp', total_iter=3, save_freq=3), tmp_path / 'ddp.yml')
     probe = tmp_path / 'probe.py'
     probe.write_text(DDP_PROBE)
-    env = dict(ENV, PROBE_OUT=str(tmp_path))
+    env = dict(SUBPROCESS_ENV, PROBE_OUT=str(tmp_path))
     proc = subprocess.run(
         [
             sys.executable,
@@ -128,7 +114,7 @@ def test_distributed_training_with_gloo_on_cpu(tmp_path):
             'torch.distributed.run',
             '--nproc_per_node=2',
             '--nnodes=1',
-            f'--master_port={_free_port()}',
+            f'--master_port={free_port()}',
             str(probe),
             '-opt',
             opt,
@@ -167,7 +153,7 @@ def test_unknown_network_option_names_the_key(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', path],
         cwd=tmp_path,
-        env=ENV,
+        env=SUBPROCESS_ENV,
         capture_output=True,
         text=True,
         timeout=600,

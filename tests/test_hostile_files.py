@@ -151,6 +151,7 @@ def test_6_11_lmdb_keys_with_spaces_and_non_ascii_names_round_trip(tmp_path):
     folder = dataset(dataroot_gt=str(tmp_path / 'HR'), dataroot_lq=str(tmp_path / 'LR'), scale=4)
     packed = dataset(dataroot_gt=str(hr_db), dataroot_lq=str(lr_db), scale=4, io_backend={'type': 'lmdb'})
     assert [p[0] for p in packed.pairs] == ['dry river/scene 01', 'forest/café', 'forest/plain']
+    assert len(folder) == len(packed) == 3
     for a, b in zip(folder, packed):
         assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq'])
     split = tmp_path / 'split.txt'

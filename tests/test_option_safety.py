@@ -1,7 +1,6 @@
 """Option files and --force_yml: no code runs from them, and every bad option is named at start-up."""
 
 import copy
-import os
 import subprocess
 import sys
 from collections import OrderedDict
@@ -12,17 +11,16 @@ import yaml
 
 import rssr_tools
 from rssr_tools.options import OptionError, apply_force_yml, check_options, load_options, load_yaml
-from tests.helpers.options import dump, tiny_train_options
+from tests.helpers.options import SUBPROCESS_ENV, dump, tiny_train_options
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
 OPTIONS = sorted(p for p in (REPO / 'options').glob('*.yml') if not p.name.startswith('benchmark_'))
 
 rssr_tools.import_registries()
 
 
 def run(args, cwd):
-    return subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    return subprocess.run(args, cwd=cwd, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
 
 
 def payload_file(tmp_path, marker):

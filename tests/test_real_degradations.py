@@ -28,9 +28,9 @@ from rssr_data.real_degradations import (
     sample_for_image,
 )
 from rssr_tools.degrade import main as degrade_main
+from tests.helpers.options import SUBPROCESS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
 # Every stage off: what remains is the first blur and the resizes.
 QUIET = dict(
     usm_sharpen=False,
@@ -63,11 +63,6 @@ def outputs(root):
 
 def images_of(root):
     return {k: v for k, v in outputs(root).items() if k.endswith(('.png', '.tif'))}
-
-
-def rgb(img):
-    peak = np.iinfo(img.dtype).max
-    return torch.from_numpy(np.ascontiguousarray(img[..., ::-1])).permute(2, 0, 1)[None].float() / peak
 
 
 def degrade(hr, cfg, scale, key='k', seed=0):
@@ -225,7 +220,7 @@ def test_interrupted_run_resumes_to_the_same_bytes(tmp_path):
     out = tmp_path / 'cut'
     proc = subprocess.Popen(
         [sys.executable, str(REPO / 'scripts' / 'degrade.py'), *map(str, args), '--output', str(out)],
-        env=ENV,
+        env=SUBPROCESS_ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -329,7 +324,7 @@ def test_tiny_training_with_on_the_fly_degradation(tmp_path, arch):
     proc = subprocess.run(
         [sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', str(opt)],
         cwd=tmp_path,
-        env=ENV,
+        env=SUBPROCESS_ENV,
         capture_output=True,
         text=True,
         timeout=600,

@@ -19,10 +19,9 @@ import torch
 
 from rssr_tools.states import StateError, find_resume_state, read_training_state, save_atomic
 from rssr_tools.weights import WeightsError, read_weights_file
-from tests.helpers.options import dump, tiny_train_options
+from tests.helpers.options import SUBPROCESS_ENV, dump, tiny_train_options
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
 TRAIN = [sys.executable, str(REPO / 'scripts' / 'train.py')]
 
 
@@ -37,7 +36,7 @@ class Payload:
 
 
 def run(args, cwd, check=True, env=None):
-    proc = subprocess.run(args, cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(args, cwd=cwd, env=env or SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
     if check:
         assert proc.returncode == 0, f'{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
     return proc
@@ -230,7 +229,7 @@ def run_until_signal(tmp_path, opt, env):
     driver = tmp_path / 'slow_driver.py'
     driver.write_text(SLOW_DRIVER)
     signal_file = tmp_path / 'kill_now'
-    env = dict(ENV, SIGNAL_FILE=str(signal_file), **env)
+    env = dict(SUBPROCESS_ENV, SIGNAL_FILE=str(signal_file), **env)
     log = tmp_path / 'killed_run.log'
     with open(log, 'w') as out:
         proc = subprocess.Popen(

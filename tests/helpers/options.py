@@ -1,6 +1,8 @@
 """Small BasicSR option files and data sets for tests of the training entry points, and scripts/test.py."""
 
+import glob
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +99,18 @@ def run_test_script(opt_file, cwd):
         text=True,
         timeout=600,
     )
+
+
+def state_iters(exp_dir):
+    """The iterations of the training states saved under ``exp_dir/training_states``, sorted."""
+    return sorted(int(Path(p).stem) for p in glob.glob(str(exp_dir / 'training_states' / '*.state')))
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (for a DDP run's ``--master_port``)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def pytorch_init(net):
