@@ -10,8 +10,8 @@ a user's script), the hook:
    aliases ``torchvision.transforms.functional_tensor`` (``basicsr/__init__``
    imports ``basicsr.data.degradations``, which needs it);
 2. after it, imports rssr's packages (they register their archs, losses,
-   datasets and model) and applies :func:`rssr_compat.patch_basicsr`, through
-   :func:`rssr_tools.import_registries`; then it takes itself off
+   datasets and model) and applies :func:`rssr_patches.patch_basicsr`, through
+   :func:`rssr_patches.import_registries`; then it takes itself off
    ``sys.meta_path``.
 
 Set ``RSSR_NO_AUTOLOAD=1`` to turn it off (``import rssr_arch`` etc. still
@@ -64,10 +64,10 @@ class _Loader:
 
         self.loader.exec_module(module)
         # rssr's packages import basicsr themselves: it is in sys.modules by now, so this does not recurse.
-        import rssr_tools
+        import rssr_patches
 
         try:
-            rssr_tools.import_registries()
+            rssr_patches.import_registries()
         except Exception as error:
             if hasattr(error, 'add_note'):  # Python 3.11+
                 error.add_note('(raised by rssr while setting up BasicSR; RSSR_NO_AUTOLOAD=1 turns that off)')

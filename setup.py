@@ -6,6 +6,8 @@ from setuptools import Command, find_packages, setup
 from setuptools.command.build import build
 
 AUTOLOAD_PTH = 'rssr-autoload.pth'  # one line, `import rssr_autoload`: the start-up hook (see rssr_autoload.py)
+# Top-level packages, lowest room first (docs/architecture.md).
+PACKAGES = ['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_utils', 'rssr_model', 'rssr_patches', 'rssr_apps']
 EXPORT = ['onnx', 'onnxruntime', 'onnxscript']  # the ONNX export and onnxruntime inference
 
 
@@ -53,7 +55,18 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
-    packages=find_packages(include=['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_model', 'rssr_tools', 'rssr_tools.*']),
+    packages=find_packages(
+        include=[
+            'rssr_arch',
+            'rssr_loss',
+            'rssr_data',
+            'rssr_model',
+            'rssr_utils',
+            'rssr_patches',
+            'rssr_apps',
+            'rssr_apps.*',
+        ]
+    ),
     py_modules=['rssr_compat', 'rssr_autoload'],
     cmdclass={'build': build_with_autoload, 'build_autoload': build_autoload},
     install_requires=[
@@ -79,15 +92,15 @@ setup(
     },
     entry_points={
         'console_scripts': [
-            'rssr-train=rssr_tools.cli:train',
-            'rssr-test=rssr_tools.cli:test',
-            'rssr-infer=rssr_tools.cli:infer',
-            'rssr-bench=rssr_tools.cli:bench',
-            'rssr-demo=rssr_tools.cli:demo',
-            'rssr-degrade=rssr_tools.cli:degrade',
-            'rssr-denoise=rssr_tools.cli:denoise',
-            'rssr-lam=rssr_tools.cli:lam',
-            'rssr-export=rssr_tools.cli:export',
+            'rssr-train=rssr_apps.cli:train',
+            'rssr-test=rssr_apps.cli:test',
+            'rssr-infer=rssr_apps.cli:infer',
+            'rssr-bench=rssr_apps.cli:bench',
+            'rssr-demo=rssr_apps.cli:demo',
+            'rssr-degrade=rssr_apps.cli:degrade',
+            'rssr-denoise=rssr_apps.cli:denoise',
+            'rssr-lam=rssr_apps.cli:lam',
+            'rssr-export=rssr_apps.cli:export',
         ],
     },
 )

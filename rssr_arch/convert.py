@@ -17,7 +17,7 @@ def convert_official_state_dict(arch, official_state_dict):
     Args:
         arch (str): Registered arch name.
         official_state_dict (dict): The official weights as a bare state dict
-            (:func:`rssr_tools.weights.read_state_dict` with ``official=True``
+            (:func:`rssr_utils.weights.read_state_dict` with ``official=True``
             reads them from the authors' files).
 
     Returns:

@@ -17,8 +17,9 @@ import re
 from collections import defaultdict
 from os import path as osp
 
+from rssr_utils.image_io import MAX_PIXELS, ImageError, decode, read_bytes, safe_relpath, scan_images, write_image
+
 from .degradations import bicubic_lr
-from .image_io import MAX_PIXELS, ImageError, decode, read_bytes, safe_relpath, scan_images, write_image
 
 SPLITS = ('train', 'val', 'test')
 # Per-class counts (train, val, test) where a paper fixes them; other images of the class are unused.
@@ -73,7 +74,7 @@ def make_splits(rel_paths, dataset, seed=0, fractions=(0.8, 0.1, 0.1)):
 
 
 def read_hr(hr_path, scale, max_pixels=MAX_PIXELS):
-    """The bytes and decoded integer array of an HR file, validated (see :mod:`rssr_data.image_io`).
+    """The bytes and decoded integer array of an HR file, validated (see :mod:`rssr_utils.image_io`).
 
     An HR smaller than ``scale`` (no LR pixel) is refused, naming the file.
     """

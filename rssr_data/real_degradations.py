@@ -412,12 +412,12 @@ class SeparableUSMSharp(USMSharp):
 
 
 def check_size(cfg, scale, h, w, name):
-    """Raise :class:`~rssr_data.image_io.ImageError` naming ``name`` when an h x w HR cannot be degraded.
+    """Raise :class:`~rssr_utils.image_io.ImageError` naming ``name`` when an h x w HR cannot be degraded.
 
     The HR must be a multiple of ``scale``, and every filter needs an image larger
     than half its size (reflected borders) at the smallest size the draws can reach.
     """
-    from .image_io import ImageError
+    from rssr_utils.image_io import ImageError
 
     if h % scale or w % scale:
         raise ImageError(

@@ -6,9 +6,10 @@ from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from rssr_utils.image_io import ImageError, decode, read_bytes, scan_images
+from rssr_utils.lmdb_util import meta_keys
+
 from .degradations import bicubic_lr, mod_crop
-from .image_io import ImageError, decode, read_bytes, scan_images
-from .lmdb_util import meta_keys
 from .prepare import split_entries
 
 # Keys BasicSR itself puts into (or reads from) every dataset option.
@@ -61,7 +62,7 @@ class RSPairedDataset(data.Dataset):
     scale. An HR image up to ``scale - 1`` pixels larger than ``scale`` x its LR
     is mod-cropped the same way (the MATLAB scripts do); any other size mismatch
     is an error naming both files. Images are read as described in
-    :mod:`rssr_data.image_io` (16-bit scaled by 1/65535, grey repeated to RGB,
+    :mod:`rssr_utils.image_io` (16-bit scaled by 1/65535, grey repeated to RGB,
     other band counts refused, empty/corrupt/oversized files named). LMDB keys
     are UTF-8 (names with spaces and non-ASCII characters work).
 
@@ -81,7 +82,7 @@ class RSPairedDataset(data.Dataset):
             lq_from_gt (bool): Make LR from HR by MATLAB bicubic. Default: False.
             recursive (bool): Look into sub-folders. Default: True.
             Unknown keys are refused, so that typos do not pass silently.
-            (rssr_tools.options checks these types and the Required keys at start-up.)
+            (rssr_utils.options checks these types and the Required keys at start-up.)
     """
 
     def __init__(self, opt):

@@ -7,8 +7,9 @@ from basicsr.data.transforms import augment
 from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 
+from rssr_utils.image_io import ImageError, path_key
+
 from .degradations import mod_crop
-from .image_io import ImageError, path_key
 from .real_degradations import check_size, load_config, sample_degradation, sample_for_image
 from .rs_paired_dataset import RSPairedDataset
 

@@ -5,7 +5,7 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from rssr_tools.weights import read_weights_file
+from rssr_utils.weights import read_weights_file
 
 DEFAULT_VGG19_PATH = 'experiments/pretrained_models/vgg19-dcbb9e9d.pth'
 # Index of each conv layer in torchvision's vgg19().features.

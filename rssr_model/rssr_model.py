@@ -5,7 +5,7 @@ from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from rssr_tools.inference.tiling import TiledSR
+from rssr_utils.tiling import TiledSR
 
 # Loss slots, in the order they are added to the total; each is optional.
 LOSS_SLOTS = ('pixel_opt', 'perceptual_opt', 'local_opt')
@@ -38,7 +38,7 @@ class RSSRModel(SRModel):
     * tiled validation and testing: ``val: {tile: {size: 32, overlap: 0}}``
       runs the network on tiles of ``size`` LR pixels overlapping by
       ``overlap`` (``batch_size`` tiles per forward, default 4) and blends them
-      as scene inference does (:class:`rssr_tools.inference.tiling.TiledSR`):
+      as scene inference does (:class:`rssr_utils.tiling.TiledSR`):
       with ``overlap: 0`` the tiles lie side by side and the last one of a row
       or column is moved back inside the image (TSFNet's official block
       evaluation); with an overlap, outputs are cross-faded and equal a

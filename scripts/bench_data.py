@@ -21,8 +21,8 @@ import numpy as np
 from basicsr.data import build_dataset
 
 import rssr_data  # noqa: F401
-from rssr_data.lmdb_util import write_lmdb
 from rssr_data.prepare import save_lr
+from rssr_utils.lmdb_util import write_lmdb
 
 
 def rate(dataset, repeat):

@@ -6,7 +6,7 @@ Both sides degrade the same HR images (the shared RSSR25 samples by default,
 --copies of each under other names, so the draws differ) with the same config
 (default `fat`, the FAT tool's settings) and write PNGs, in this process, on CPU.
 
-* ours: ``rssr_tools.degrade.main`` (scripts/degrade.py, --workers 1): reading,
+* ours: ``rssr_apps.degrade.main`` (scripts/degrade.py, --workers 1): reading,
   per-image seeded draws, the HR-size stages batched (--batch-size 4), the
   separable USM, modules built once, atomic writes and provenance.json.
 * FAT loop: the loop structure of fengyanzi/FAT utils/realdownsample/
@@ -44,9 +44,9 @@ from basicsr.utils import DiffJPEG, USMSharp
 from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
 
-from rssr_data.image_io import scan_images
+from rssr_apps.degrade import main as degrade_main
 from rssr_data.real_degradations import load_config
-from rssr_tools.degrade import main as degrade_main
+from rssr_utils.image_io import scan_images
 
 MODES = ['area', 'bilinear', 'bicubic']
 

@@ -4,7 +4,7 @@ Usage: python scripts/bench_export.py [-opt options/benchmark_x4.yml] [--models 
 Results: docs/export.md.
 """
 
-from rssr_tools.benchmark.deploy import main
+from rssr_apps.benchmark.deploy import main
 
 if __name__ == '__main__':
     main()

@@ -38,8 +38,8 @@ def run(src, out, args, tile, ext=None):
     """Peak RSS (MiB) and seconds of one rssr-infer process; removes its output."""
     cmd = [
         sys.executable,
-        '-c',  # rssr-infer (not `-m rssr_tools.inference.cli`: the package imports .cli, -m would run it twice)
-        'from rssr_tools.cli import infer; infer()',
+        '-c',  # rssr-infer (not `-m rssr_apps.inference.cli`: the package imports .cli, -m would run it twice)
+        'from rssr_apps.cli import infer; infer()',
         src,
         out,
         '--arch',

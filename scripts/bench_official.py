@@ -28,7 +28,7 @@ import types
 
 import torch
 
-from rssr_tools.memory import MEASURE_ENV, peak_growth_kib
+from rssr_utils.memory import MEASURE_ENV, peak_growth_kib
 
 DEFAULTS = {  # LR input (the official TSFNet runs only at HR 256; FAT needs multiples of 12)
     'TSFNet': dict(env='RSSR_OFFICIAL_TSFNET', shape=(1, 3, 32, 32)),
@@ -133,7 +133,7 @@ def main():
     if not args.official or not os.path.isdir(args.official):
         print(f'No official clone given (--official or ${DEFAULTS[args.arch]["env"]}); nothing to compare. Skipped.')
         return
-    envs = {'time': dict(os.environ), 'memory': dict(os.environ, **MEASURE_ENV)}  # see rssr_tools.memory
+    envs = {'time': dict(os.environ), 'memory': dict(os.environ, **MEASURE_ENV)}  # see rssr_utils.memory
     modes = ['train'] if args.arch == 'loss' else ['forward', 'train']
     print(
         f'{args.arch}: input {tuple(DEFAULTS[args.arch]["shape"])}, x{args.scale}, {torch.get_num_threads()} '

@@ -8,8 +8,8 @@ The output holds ``{'params': state_dict}``, loadable with ``path.pretrain_netwo
 import argparse
 import os
 
-from rssr_tools.states import save_atomic
-from rssr_tools.weights import WeightsError, read_state_dict, write_safetensors
+from rssr_utils.states import save_atomic
+from rssr_utils.weights import WeightsError, read_state_dict, write_safetensors
 
 
 def main():

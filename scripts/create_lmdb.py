@@ -29,9 +29,9 @@ import rssr_compat  # noqa: F401
 
 from tqdm import tqdm
 
-from rssr_data.image_io import ImageError, add_max_pixels_argument, scan_images
-from rssr_data.lmdb_util import check_output, install, pack_lmdb, verify_lmdb
 from rssr_data.prepare import split_entries
+from rssr_utils.image_io import ImageError, add_max_pixels_argument, scan_images
+from rssr_utils.lmdb_util import check_output, install, pack_lmdb, verify_lmdb
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ Usage: python scripts/degrade.py --input HR_DIR --output LR_DIR --scale 4 --seed
        [--workers N] [--resume | --overwrite]
 """
 
-from rssr_tools.cli import degrade
+from rssr_apps.cli import degrade
 
 if __name__ == '__main__':
     degrade()

@@ -3,7 +3,7 @@
 Usage: python scripts/demo.py [--debug | --auto_resume | --force_yml key=value ...]
 """
 
-from rssr_tools.cli import demo
+from rssr_apps.cli import demo
 
 if __name__ == '__main__':
     demo()

@@ -3,7 +3,7 @@
 Usage: python scripts/denoise_hr.py --input HR_DIR --output OUT_DIR --method nlm|bm3d [--strength S]
 """
 
-from rssr_tools.cli import denoise
+from rssr_apps.cli import denoise
 
 if __name__ == '__main__':
     denoise()

@@ -3,7 +3,7 @@
 Usage: python scripts/export.py -opt OPTION.yml --output DIR [--formats safetensors,onnx] [--opset N]  (see --help)
 """
 
-from rssr_tools.cli import export
+from rssr_apps.cli import export
 
 if __name__ == '__main__':
     export()

@@ -33,7 +33,7 @@ import rssr_compat  # noqa: F401
 import cv2
 from tqdm import tqdm
 
-from rssr_data.image_io import IMG_EXTENSIONS, ImageError, add_max_pixels_argument, read_raw, safe_relpath, scan_images
+from rssr_utils.image_io import IMG_EXTENSIONS, ImageError, add_max_pixels_argument, read_raw, safe_relpath, scan_images
 
 MANIFEST = 'crops.jsonl'
 

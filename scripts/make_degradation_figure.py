@@ -20,10 +20,10 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rssr_apps.degrade import Degrader  # noqa: E402
 from rssr_data.degradations import bicubic_lr  # noqa: E402
 from rssr_data.denoise import denoise, psnr  # noqa: E402
 from rssr_data.real_degradations import load_config  # noqa: E402
-from rssr_tools.degrade import Degrader  # noqa: E402
 
 
 def main():

@@ -35,9 +35,9 @@ import rssr_compat  # noqa: F401
 
 from tqdm import tqdm
 
-from rssr_data.image_io import ImageError, add_max_pixels_argument
+from rssr_apps.denoise import add_arguments, denoise_splits, settings_from
 from rssr_data.prepare import plan, run_job
-from rssr_tools.denoise import add_arguments, denoise_splits, settings_from
+from rssr_utils.image_io import ImageError, add_max_pixels_argument
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
 Usage: python scripts/test.py -opt options/<file>.yml  (all BasicSR flags work; output under the current directory)
 """
 
-from rssr_tools.cli import test
+from rssr_apps.cli import test
 
 if __name__ == '__main__':
     test()

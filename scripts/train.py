@@ -3,7 +3,7 @@
 Usage: python scripts/train.py -opt options/<file>.yml  (all BasicSR flags work; output under the current directory)
 """
 
-from rssr_tools.cli import train
+from rssr_apps.cli import train
 
 if __name__ == '__main__':
     train()

@@ -17,9 +17,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch.nn import functional as F
 
 import rssr_arch  # noqa: F401  (registers Bicubic, before basicsr)
-from rssr_tools.benchmark import count_flops, run_benchmark, write_reports
-from rssr_tools.benchmark.models import build_benchmark_model, count_parameters, model_spec, super_resolve
-from rssr_tools.benchmark.quality import METRICS, SKIMAGE_IMAGES, prepare_dataset
+from rssr_apps.benchmark import count_flops, run_benchmark, write_reports
+from rssr_apps.benchmark.models import build_benchmark_model, count_parameters, model_spec, super_resolve
+from rssr_apps.benchmark.quality import METRICS, SKIMAGE_IMAGES, prepare_dataset
 from tests.helpers.options import run_test_script
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

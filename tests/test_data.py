@@ -12,8 +12,8 @@ from basicsr.data import build_dataset
 from basicsr.utils.matlab_functions import imresize
 
 import rssr_data  # noqa: F401
-from rssr_data.image_io import ImageError, read_image
 from rssr_data.prepare import make_splits, plan
+from rssr_utils.image_io import ImageError, read_image
 from tests.helpers.data import REPO, basicsr_lmdb_pairs, dataset, make_scenes, run_script
 
 
@@ -147,7 +147,7 @@ def test_presets_read_the_lmdbs_the_readme_command_writes(tmp_path):
 
 
 def test_lmdb_map_grows_instead_of_failing(tmp_path):
-    from rssr_data.lmdb_util import verify_lmdb, write_lmdb
+    from rssr_utils.lmdb_util import verify_lmdb, write_lmdb
 
     hr_dir = make_scenes(tmp_path / 'HR', size=(64, 64))
     files = sorted(str(p.relative_to(hr_dir)) for p in hr_dir.rglob('*.png'))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from basicsr.utils.matlab_functions import imresize
 
+from rssr_apps.denoise import main as denoise_main
 from rssr_data.denoise import denoise, psnr
-from rssr_tools.denoise import main as denoise_main
 from tests.helpers.data import run_script
 
 

@@ -74,14 +74,13 @@ REGISTERED = textwrap.dedent("""
     import sys
     import {first}
     import basicsr.train
-    import rssr_compat
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
     for registry, names in ((ARCH_REGISTRY, ['FAT', 'TSFNet', 'Bicubic']), (LOSS_REGISTRY, ['ExtremumVarianceLoss']),
                             (DATASET_REGISTRY, ['RSPairedDataset']), (MODEL_REGISTRY, ['RSSRModel'])):
         for name in names:
             assert name in registry, (name, registry._name)
-    assert basicsr.train.load_resume_state.__module__ == 'rssr_compat'  # patch_basicsr() ran
+    assert basicsr.train.load_resume_state.__module__ == 'rssr_patches.training'  # patch_basicsr() ran
     assert not any(type(f).__name__ == 'BasicSRHook' for f in sys.meta_path)  # done, off the import path
     print('registered')
 """)
@@ -95,7 +94,7 @@ def test_first_import_of_basicsr_registers_everything(tmp_path, first):
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason='exception notes are Python 3.11+')
 def test_a_failing_set_up_says_how_to_turn_it_off(tmp_path):
-    code = "import rssr_tools; rssr_tools.PACKAGES = ('rssr_no_such_package',); import basicsr"
+    code = "import rssr_apps; rssr_apps.PACKAGES = ('rssr_no_such_package',); import basicsr"
     out = run([PYTHON, '-c', code], tmp_path, ok=False)
     assert "No module named 'rssr_no_such_package'" in out and 'RSSR_NO_AUTOLOAD=1 turns that off' in out
 
@@ -114,13 +113,11 @@ def test_no_autoload_turns_it_off_and_explicit_registration_still_works(tmp_path
 
 def test_script_copy_gets_the_patches_and_keeps_user_edits():
     """``_parse_options`` hands a script copy of basicsr/train.py the patched functions, not over a user's own."""
-    import rssr_compat
-
     import basicsr.train
 
-    import rssr_tools
+    import rssr_patches
 
-    rssr_tools.import_registries()
+    rssr_patches.import_registries()
     source = (BASICSR_DIR / 'train.py').read_text()
     edited = source.replace('device_id = torch.cuda.current_device()', 'device_id = 0  # my GPU')
     assert edited != source
@@ -129,7 +126,7 @@ def test_script_copy_gets_the_patches_and_keeps_user_edits():
     for name, text in (('shifted', '# my checkout\n' + source), ('edited', edited)):
         copies[name] = {'__name__': name}  # not '__main__': defines the functions, starts nothing
         exec(compile(text, f'{name}/basicsr/train.py', 'exec'), copies[name])
-        rssr_compat._sync_script_copy(copies[name], basicsr.train)
+        rssr_patches.entry._sync_script_copy(copies[name], basicsr.train)
     assert copies['shifted']['load_resume_state'] is basicsr.train.load_resume_state
     assert copies['shifted']['parse_options'] is basicsr.train.parse_options
     assert copies['edited']['load_resume_state'].__module__ == 'edited'  # theirs

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-import rssr_tools
+import rssr_patches
+from rssr_apps.export import export_model, read_onnx_metadata, verify_onnx
 from rssr_arch.arch_util import (
     PaddedSR,
     atan2,
@@ -22,8 +23,7 @@ from rssr_arch.arch_util import (
 )
 from rssr_arch.fat_arch import FAT
 from rssr_arch.tsfnet_arch import TSFNet
-from rssr_tools.export import export_model, read_onnx_metadata, verify_onnx
-from rssr_tools.weights import WeightsError, build_model, read_state_dict, write_safetensors
+from rssr_utils.weights import WeightsError, build_model, read_state_dict, write_safetensors
 from tests.helpers.data import run_script
 from tests.helpers.options import TINY_NETWORKS, run_test_script
 
@@ -33,7 +33,7 @@ EDSR_SMALL = dict(type='EDSR', num_in_ch=3, num_out_ch=3, num_feat=16, num_block
 # Three sizes from one export: non-square, not multiples of FAT's 12 / TSFNet's 4 / SwinIR's 8.
 SIZES = [(13, 30), (37, 17), (26, 26)]
 
-rssr_tools.import_registries()
+rssr_patches.import_registries()
 
 
 @pytest.mark.parametrize('h, w', [(4, 4), (6, 7), (13, 30), (40, 29), (64, 48)])
@@ -119,7 +119,7 @@ def test_safetensors_round_trip_is_bit_exact_and_rebuilds_from_the_sidecar(netwo
     x = torch.rand(1, 3, 12, 12)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), original(x))
-    assert not list(tmp_path.glob('*.tmp'))  # rssr_tools.states.save_atomic's temporary names
+    assert not list(tmp_path.glob('*.tmp'))  # rssr_utils.states.save_atomic's temporary names
 
 
 def test_weights_without_sidecar_say_how_to_get_one(tmp_path):
@@ -218,7 +218,7 @@ def _png_scene(path, h=40, w=52, seed=0):
 def test_infer_runs_onnx_and_sidecar_weights_like_pytorch(edsr_export, tmp_path):
     import cv2
 
-    from rssr_tools.inference import main as infer
+    from rssr_apps.inference import main as infer
 
     scene = _png_scene(tmp_path / 'scene.png')
     common = ['--tile', '24', '--overlap', '8', '--quiet', '--device', 'cpu']
@@ -233,7 +233,7 @@ def test_infer_runs_onnx_and_sidecar_weights_like_pytorch(edsr_export, tmp_path)
 @pytest.mark.slow  # uses the FAT export
 def test_infer_onnx_fat_geotiff(fat_export, tmp_path):
     rasterio = pytest.importorskip('rasterio')
-    from rssr_tools.inference import main as infer
+    from rssr_apps.inference import main as infer
 
     src = tmp_path / 'scene.tif'
     data = np.random.default_rng(0).integers(0, 4000, (3, 30, 40), dtype=np.uint16)
@@ -275,9 +275,9 @@ def _refused(text, path):
 
 def test_every_command_refuses_a_pickle_that_would_run_code(evil_checkpoint, tmp_path, capsys):
     path, marker = evil_checkpoint
-    from rssr_tools.benchmark import run_benchmark
-    from rssr_tools.export import main as export
-    from rssr_tools.inference import main as infer
+    from rssr_apps.benchmark import run_benchmark
+    from rssr_apps.export import main as export
+    from rssr_apps.inference import main as infer
 
     scene = _png_scene(tmp_path / 'scene.png', 12, 12)
     arch = ['--arch', 'EDSR', '--arch-args', json.dumps({k: v for k, v in EDSR_SMALL.items() if k != 'type'})]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rssr_tools.states import read_training_state
+from rssr_utils.states import read_training_state
 from tests.helpers.options import SUBPROCESS_ENV, dump, free_port, state_iters, tiny_train_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def test_train_then_resume_on_cpu(tmp_path, how):
 DDP_PROBE = textwrap.dedent("""
     # Runs the real entry point, then saves each rank's final weights for comparison.
     import os, sys, torch
-    import rssr_tools.cli, basicsr.train
+    import rssr_apps.cli, basicsr.train
     built = []
     build_model = basicsr.train.build_model
 
@@ -94,7 +94,7 @@ DDP_PROBE = textwrap.dedent("""
         return model
 
     basicsr.train.build_model = build_and_keep
-    rssr_tools.cli.train()
+    rssr_apps.cli.train()
     model, initial = built[0]
     name = f'rank{torch.distributed.get_rank()}of{torch.distributed.get_world_size()}'
     final = model.get_bare_model(model.net_g).state_dict()
@@ -159,6 +159,6 @@ def test_unknown_network_option_names_the_key(tmp_path):
         timeout=600,
     )
     assert proc.returncode != 0
-    # Named at start-up (rssr_tools.options), before any folder or data loader is made.
+    # Named at start-up (rssr_utils.options), before any folder or data loader is made.
     assert 'network_g.num_blok: MSRResNet takes no such option' in proc.stderr and "'num_block'" in proc.stderr
     assert not (tmp_path / 'experiments').exists()

@@ -17,10 +17,10 @@ from basicsr.utils.matlab_functions import imresize
 
 import rssr_arch  # noqa: F401  (registers Bicubic, FAT)
 import rssr_data  # noqa: F401
+from rssr_apps.inference import main as infer_main
 from rssr_arch.bicubic_arch import Bicubic
 from rssr_data import lmdb_util
-from rssr_data.image_io import MAX_PIXELS, ImageError, header_size, read_image
-from rssr_tools.inference import main as infer_main
+from rssr_utils.image_io import MAX_PIXELS, ImageError, header_size, read_image
 from tests.helpers.data import basicsr_lmdb_pairs, call_script, dataset, make_scenes, png_bomb
 
 SMALL_FAT = '{"upscale": 2, "embed_dim": 16, "num_blocks": 1, "depth": 1, "num_heads": 2}'

@@ -8,7 +8,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 import rssr_arch  # noqa: F401  (registers our archs; before basicsr)
-from rssr_tools.inference import TiledSR, blend_weights, main, tile_starts
+from rssr_apps.inference import TiledSR, blend_weights, main, tile_starts
 
 
 class ConvSR(nn.Module):
@@ -263,7 +263,7 @@ def test_our_archs_run_tiled_on_a_scene_larger_than_the_tile(tmp_path, arch, arg
 
 def test_official_tsfnet_checkpoint_runs_tiled_as_the_authors_evaluate(shared_dir, tmp_path):
     """The authors' weights (converted on load) on two side-by-side 256-HR blocks give their reference output."""
-    from rssr_tools.weights import build_model
+    from rssr_utils.weights import build_model
 
     ref = torch.load(shared_dir / 'parity' / 'tsfnet_small_x4.pt', weights_only=True)
     kw = ref['official_kwargs']

@@ -1,4 +1,4 @@
-"""Local attribution maps (rssr_tools.lam): completeness, DI, batching, padding, the command and its errors."""
+"""Local attribution maps (rssr_apps.lam): completeness, DI, batching, padding, the command and its errors."""
 
 import csv
 import json
@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from rssr_tools.lam import diffusion_index, gini, main, path_attribution
-from rssr_tools.lam.core import blur_path, gaussian_kernel, window_gradient_objective
-from rssr_tools.weights import build_model
+from rssr_apps.lam import diffusion_index, gini, main, path_attribution
+from rssr_apps.lam.core import blur_path, gaussian_kernel, window_gradient_objective
+from rssr_utils.weights import build_model
 
 
 @pytest.fixture(autouse=True)
@@ -245,8 +245,8 @@ def test_failure_after_a_finished_model_leaves_the_output_folder_as_it_was(tiny_
 
 def test_hr_sample_through_the_project_lr_function(samples_dir, tmp_path):
     """A real RSSR25 HR image: the LR input is bicubic_lr of it (as the data sets' LR files)."""
+    from rssr_apps.lam.cli import load_lr
     from rssr_data.degradations import bicubic_lr
-    from rssr_tools.lam.cli import load_lr
 
     hr_path = samples_dir / 'train' / 'HR' / '42_1.png'
     lr, lr_rgb = load_lr(str(hr_path), 4)
@@ -275,7 +275,7 @@ def test_bad_settings_are_refused_before_anything_runs(tiny_setup, capsys, extra
 
 
 def test_readme_figure_option_file_builds_its_three_models():
-    from rssr_tools.lam.cli import option_specs, prepare_models
+    from rssr_apps.lam.cli import option_specs, prepare_models
 
     path = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'options', 'benchmark_lam_small_x4.yml')
     specs = option_specs(path)

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-import rssr_tools
-from rssr_tools.options import OptionError, apply_force_yml, check_options, load_options, load_yaml
+import rssr_patches
+from rssr_utils.options import OptionError, apply_force_yml, check_options, load_options, load_yaml
 from tests.helpers.options import SUBPROCESS_ENV, dump, tiny_train_options
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = sorted(p for p in (REPO / 'options').glob('*.yml') if not p.name.startswith('benchmark_'))
 
-rssr_tools.import_registries()
+rssr_patches.import_registries()
 
 
 def run(args, cwd):

@@ -16,10 +16,10 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.utils import img2tensor, tensor2img
 
-import rssr_tools
-from rssr_tools.benchmark.models import build_benchmark_model, model_spec, super_resolve
-from rssr_tools.inference import main as infer_main
-from rssr_tools.weights import WeightsError
+import rssr_patches
+from rssr_apps.benchmark.models import build_benchmark_model, model_spec, super_resolve
+from rssr_apps.inference import main as infer_main
+from rssr_utils.weights import WeightsError
 from tests.helpers.options import pytorch_init, run_test_script
 
 SCALE = 4
@@ -29,7 +29,7 @@ KEYS = ('params', 'params_ema')
 
 def random_state(seed):
     """MSRResNet weights with PyTorch's default conv init (MSRResNet's own x0.1 init makes outputs alike)."""
-    rssr_tools.import_registries()
+    rssr_patches.import_registries()
     torch.manual_seed(seed)
     return pytorch_init(build_network(dict(NETWORK))).state_dict()
 
@@ -115,7 +115,7 @@ def test_inference_benchmark_and_test_pipeline_load_the_same_entry(setup, key):
     with torch.no_grad():
         assert_is(tensor2img(super_resolve(net, lq, SCALE)), expected, key)
 
-    # BasicSR's test pipeline (scripts/test.py -> BaseModel.load_network, patched to rssr_tools.weights).
+    # BasicSR's test pipeline (scripts/test.py -> BaseModel.load_network, patched to rssr_utils.weights).
     proc = run_test_script(opt_file, root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f'with param key: [{key}]' in proc.stdout + proc.stderr

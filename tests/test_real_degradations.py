@@ -19,6 +19,7 @@ from basicsr.utils import DiffJPEG, USMSharp
 from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
 
+from rssr_apps.degrade import main as degrade_main
 from rssr_data.real_degradations import (
     ConfigError,
     RealDegradation,
@@ -27,7 +28,6 @@ from rssr_data.real_degradations import (
     quantize,
     sample_for_image,
 )
-from rssr_tools.degrade import main as degrade_main
 from tests.helpers.options import SUBPROCESS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,8 +182,8 @@ def test_16_bit_stays_16_bit_and_tiff_works(tmp_path):
 
 
 def test_lmdb_in_and_out_match_folders(tmp_path):
-    from rssr_data.image_io import scan_images
-    from rssr_data.lmdb_util import write_lmdb
+    from rssr_utils.image_io import scan_images
+    from rssr_utils.lmdb_util import write_lmdb
 
     src = make_images(tmp_path / 'HR', num=3)
     write_lmdb(str(src), scan_images(str(src)), str(tmp_path / 'HR.lmdb'))

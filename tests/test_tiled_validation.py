@@ -15,7 +15,7 @@ from basicsr.utils import img2tensor, tensor2img
 
 import rssr_arch  # noqa: F401
 from rssr_data.prepare import save_lr
-from rssr_tools.weights import build_model
+from rssr_utils.weights import build_model
 from tests.helpers.options import REPO, pytorch_init, run_test_script
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rssr_tools.states import StateError, find_resume_state, read_training_state, save_atomic
-from rssr_tools.weights import WeightsError, read_weights_file
+from rssr_utils.states import StateError, find_resume_state, read_training_state, save_atomic
+from rssr_utils.weights import WeightsError, read_weights_file
 from tests.helpers.options import SUBPROCESS_ENV, dump, tiny_train_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ def test_find_resume_state_skips_what_does_not_load(tmp_path):
 SLOW_DRIVER = textwrap.dedent("""
     import io, os, sys, time
     import torch
-    import rssr_tools.cli
+    import rssr_apps.cli
 
     target, signal_file = os.environ['SLOW_TARGET'], os.environ['SIGNAL_FILE']
     original_save = torch.save
@@ -220,7 +220,7 @@ SLOW_DRIVER = textwrap.dedent("""
                 time.sleep(600)
 
         m.RSSRModel.optimize_parameters = slow_step
-    rssr_tools.cli.train()
+    rssr_apps.cli.train()
 """)
 
 

@@ -69,7 +69,7 @@ class TiledSR:
 
     Args:
         net (callable): Maps a (B, C, h, w) tensor in [0, 1] to (B, C, h*scale, w*scale): a PyTorch
-            network, or :class:`~rssr_tools.inference.onnx.OnnxSR` (onnxruntime; CPU tensors in and out).
+            network, or :class:`~rssr_apps.inference.onnx.OnnxSR` (onnxruntime; CPU tensors in and out).
         scale (int): Upscale factor.
         tile (int): Tile side in LR pixels. Default: 256.
         overlap (int): Overlap between neighbouring tiles, LR pixels. Default: 32.

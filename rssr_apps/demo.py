@@ -31,7 +31,7 @@ def _figure(path, panels):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from rssr_tools.states import save_atomic
+    from rssr_utils.states import save_atomic
 
     h, w = panels[0][1].shape[:2]
     side = 2.4  # inches of a panel's shorter side
@@ -74,7 +74,7 @@ def compare(opt, weights):
     import torch
     from basicsr.utils import img2tensor, tensor2img
 
-    from rssr_tools.weights import build_model
+    from rssr_utils.weights import build_model
 
     val, scale = opt['datasets']['val'], opt['scale']
     name = sorted(os.listdir(val['dataroot_gt']))[0]
@@ -117,11 +117,11 @@ def main(argv=None):
     if not osp.isfile(args.opt):
         parser.error(f'option file {args.opt} not found; run from the rssr checkout or pass -opt.')
 
-    import rssr_tools
+    import rssr_patches
     from rssr_data.demo import make_demo_dataset
-    from rssr_tools.options import OptionError
+    from rssr_utils.options import OptionError
 
-    rssr_tools.import_registries()
+    rssr_patches.import_registries()
     from basicsr.train import train_pipeline
     from basicsr.utils.options import parse_options
 

@@ -1,6 +1,6 @@
 """Speed of batched LAM path steps against one step at a time (``scripts/bench_lam.py``).
 
-Runs :func:`~rssr_tools.lam.core.path_attribution` on the same network, LR
+Runs :func:`~rssr_apps.lam.core.path_attribution` on the same network, LR
 image and window with ``--batch 1`` and ``--batch N``, alternating the two
 ``--repeats`` times for each intra-op thread count, and prints the median
 seconds per path step and the speed-up, measured in the same run. The maps of
@@ -49,7 +49,7 @@ def bench_image(size, scale):
 
 
 def main(argv=None):
-    from rssr_tools.weights import build_model
+    from rssr_utils.weights import build_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--lr-size', type=int, default=48, help='LR crop side (default: 48)')

@@ -12,7 +12,7 @@ the output is tiled, DEFLATE-compressed and written strip by strip, so nothing
 of the output's size is held; PNG/JPEG encoders need the whole output array.
 RGB comes from ``bands`` (1-based, default 1 2 3) of multi-band rasters.
 
-Files are read by :mod:`rssr_data.image_io` (PNG, JPEG, BMP, TIFF without
+Files are read by :mod:`rssr_utils.image_io` (PNG, JPEG, BMP, TIFF without
 rasterio) or rasterio, and refused, named, when they are empty, corrupt, or
 above ``max_pixels`` by their header (rasterio's metadata for GeoTIFFs): the
 check comes before any pixel is read, so a sparse 100000x100000 GeoTIFF costs
@@ -26,7 +26,7 @@ import warnings
 import cv2
 import numpy as np
 
-from rssr_data.image_io import MAX_PIXELS, ImageError, check_size, decode_raw, read_bytes
+from rssr_utils.image_io import MAX_PIXELS, ImageError, check_size, decode_raw, read_bytes
 
 TIFF_EXTENSIONS = ('.tif', '.tiff')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp') + TIFF_EXTENSIONS

@@ -1,6 +1,6 @@
 """The one weight loader: every command that reads network weights goes through here.
 
-Train and test (BasicSR's ``load_network``, see :mod:`rssr_compat`), the
+Train and test (BasicSR's ``load_network``, see :mod:`rssr_patches`), the
 benchmark, scene inference, the converters and the VGG perceptual loss all call
 :func:`read_weights_file` / :func:`load_weights`, so one checkpoint gives the
 same tensors everywhere.
@@ -31,6 +31,7 @@ rebuilds the network from it, so such a model needs no option file and no
 pickle at all.
 """
 
+import inspect
 import json
 import os
 import pickle
@@ -199,7 +200,7 @@ def write_safetensors(state, path, metadata=None):
     """Write a state dict to ``path`` (.safetensors) atomically; tensors that share memory are stored apart."""
     from safetensors.torch import save
 
-    from rssr_tools.states import save_atomic
+    from rssr_utils.states import save_atomic
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     save_atomic(tensors, path, lambda obj, f: f.write(save(obj, metadata=metadata)))
@@ -237,14 +238,14 @@ def read_sidecar(weights):
 
 
 def arch_class(name):
-    """The class registered as ``name`` in BasicSR's ARCH_REGISTRY, rssr's registries imported.
+    """The class registered as ``name`` in BasicSR's ARCH_REGISTRY (BasicSR's archs and rssr's imported).
 
     Also finds BasicSR's ``<name>_basicsr`` entries; an unknown name is a ValueError listing the registered ones.
     """
-    import rssr_tools
-
-    rssr_tools.import_registries()
+    import basicsr.archs  # noqa: F401  (registers BasicSR's archs)
     from basicsr.utils.registry import ARCH_REGISTRY
+
+    import rssr_arch  # noqa: F401  (registers rssr's)
 
     try:
         return ARCH_REGISTRY.get(name)
@@ -255,11 +256,33 @@ def arch_class(name):
 def scale_argument(arch):
     """The name of the argument that takes the scale in ``arch`` (a class or registered name): 'upscale',
     'scale' or None."""
-    import inspect
-
     cls = arch_class(arch) if isinstance(arch, str) else arch
     params = inspect.signature(cls.__init__).parameters
     return next((k for k in ('upscale', 'scale') if k in params), None)
+
+
+def build_network(opt):
+    """BasicSR's ``build_network`` (``type`` + the arch's arguments) that names an option the arch does not take.
+
+    :mod:`rssr_patches` installs it in place of BasicSR's own, so option files get the same message.
+    """
+    from basicsr.utils import get_root_logger
+
+    opt = dict(opt)
+    arch = opt.pop('type', None)
+    cls = arch_class(arch)
+    try:
+        net = cls(**opt)
+    except TypeError as error:
+        if 'unexpected keyword argument' not in str(error):
+            raise
+        accepted = [p for p in inspect.signature(cls).parameters if p != 'self']
+        raise TypeError(
+            f'network type {arch!r}: {error}. It accepts {accepted}; fix that key in the '
+            'option file (network_g / network_d).'
+        ) from error
+    get_root_logger().info(f'Network [{net.__class__.__name__}] is created.')
+    return net
 
 
 def build_model(network_opt, weights=None, param_key='params', official=False, device='cpu', trust_pickle=False):
@@ -283,10 +306,7 @@ def build_model(network_opt, weights=None, param_key='params', official=False, d
             )
         network_opt, pad_multiple = sidecar['network_g'], sidecar.get('pad_multiple')
 
-    arch_class(network_opt.get('type'))  # an unknown type is named with the registered ones
-    from basicsr.archs import build_network
-
-    net = build_network(dict(network_opt))
+    net = build_network(network_opt)
     if weights:
         load_weights(net, weights, param_key, official, trust_pickle=trust_pickle)
     if pad_multiple:
@@ -314,7 +334,7 @@ def model_options(opt_path):
         ``model_type``, ``name`` and ``pad_multiple`` (SwinIRModel pads test
         inputs to multiples of the window; None for other models).
     """
-    from rssr_tools.options import load_options
+    from rssr_utils.options import load_options
 
     opt = load_options(opt_path)  # safe loader: an OptionError (ValueError) names the file and line
     if not isinstance(opt.get('network_g'), dict):

@@ -2,7 +2,7 @@
 
 BasicSR's ``<experiment>/training_states/<iter>.state`` holds the epoch, the
 iteration and the optimizers' and schedulers' state dicts. rssr's patches
-(:mod:`rssr_compat`) write it, and the ``net_g_<iter>.pth`` beside it, through
+(:mod:`rssr_patches`) write it, and the ``net_g_<iter>.pth`` beside it, through
 :func:`save_atomic` (temporary name, flush, fsync, rename), read it with
 :func:`read_training_state` (``weights_only=True`` and an allow-list of the few
 Python types a state needs) and add what an exact resume needs:
@@ -144,7 +144,7 @@ def read_training_state(path, map_location='cpu'):
         raise StateError(
             f'{path}: asks to load the Python object {found.group(1)}, which could run code from the file, so it '
             'was refused (a training state holds only numbers, tensors and the types in '
-            'rssr_tools.states.SAFE_STATE_GLOBALS). Delete it or resume from another state.'
+            'rssr_utils.states.SAFE_STATE_GLOBALS). Delete it or resume from another state.'
         ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise StateError(
@@ -264,7 +264,7 @@ class DataPosition:
     """Where the training loop is in its data, for :func:`resume_entries` and the resume.
 
     BasicSR's loop calls the prefetcher's ``reset`` at each epoch start and its
-    ``next`` once per batch; rssr's patches of those (:mod:`rssr_compat`) call
+    ``next`` once per batch; rssr's patches of those (:mod:`rssr_patches`) call
     :meth:`start_epoch` and :meth:`count`. One training runs per process, so
     one instance (:data:`POSITION`) serves.
     """

@@ -3,12 +3,12 @@
 ``-opt OPTION.yml`` (its ``network_g``, weights from ``path.pretrain_network_g``
 with ``param_key_g``; the arch's initial weights when that is empty) or
 ``--arch NAME [--arch-args JSON] [--weights FILE]`` picks the network; weights
-are read by :mod:`rssr_tools.weights` (no pickled code). ``--output DIR`` gets:
+are read by :mod:`rssr_utils.weights` (no pickled code). ``--output DIR`` gets:
 
 * ``model.safetensors``: the state dict (no pickle), and ``model.json`` beside
   it (the sidecar: ``network_g``, scale, input range, padding, rssr version),
   from which ``rssr-infer --weights DIR/model.safetensors`` and
-  :func:`rssr_tools.weights.build_model` rebuild the network;
+  :func:`rssr_utils.weights.build_model` rebuild the network;
 * ``model.onnx``: float32 NCHW RGB in [0, 1] -> (B, 3, scale*H, scale*W),
   dynamic batch, height and width (sides of at least ``min_input_size`` in
   the metadata), metadata properties for the QGIS Deepness plugin and other
@@ -33,8 +33,8 @@ from os import path as osp
 import numpy as np
 import torch
 
-from rssr_tools.states import save_atomic
-from rssr_tools.weights import SIDECAR_FORMAT, WeightsError, build_model, model_options, scale_argument, scale_of
+from rssr_utils.states import save_atomic
+from rssr_utils.weights import SIDECAR_FORMAT, WeightsError, build_model, model_options, scale_argument, scale_of
 
 FORMATS = ('safetensors', 'onnx')
 DEFAULT_OPSET = 18  # onnxruntime >= 1.14; the dynamo exporter's lowest well-supported opset
@@ -87,7 +87,7 @@ def describe(net, network_opt, name, pad_multiple=None, tile=256, overlap=32):
 
 def save_safetensors(net, info, path):
     """Write ``net``'s state dict to ``path`` (.safetensors) and ``info`` to the sidecar beside it."""
-    from rssr_tools.weights import sidecar_path, write_safetensors
+    from rssr_utils.weights import sidecar_path, write_safetensors
 
     inner = getattr(net, 'net', net) if info.get('pad_multiple') else net  # PaddedSR holds the arch
     rssr = json.dumps({k: info[k] for k in ('name', 'scale', 'rssr_version')})
@@ -240,8 +240,8 @@ def export_model(
     Args:
         network_opt (dict): ``network_g`` options.
         output (str): Folder for ``model.safetensors``, ``model.json``, ``model.onnx``.
-        weights (str | None): Weights file (read by :mod:`rssr_tools.weights`); None keeps the initial weights.
-        param_key, official, trust_pickle: As :func:`rssr_tools.weights.build_model`.
+        weights (str | None): Weights file (read by :mod:`rssr_utils.weights`); None keeps the initial weights.
+        param_key, official, trust_pickle: As :func:`rssr_utils.weights.build_model`.
         formats (tuple[str]): Any of ``safetensors``, ``onnx``.
         opset (int): ONNX opset. Default: 18.
         name (str | None): Model name for the metadata (default: the arch).

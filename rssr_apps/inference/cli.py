@@ -46,9 +46,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rssr_data.image_io import MAX_PIXELS, add_max_pixels_argument
-from rssr_tools.memory import peak_rss_mib
-from rssr_tools.weights import build_model, model_options, read_sidecar, scale_of
+from rssr_utils.image_io import MAX_PIXELS, add_max_pixels_argument
+from rssr_utils.memory import peak_rss_mib
+from rssr_utils.tiling import TiledSR
+from rssr_utils.weights import build_model, model_options, read_sidecar, scale_of
 
 from .raster import (
     IMAGE_EXTENSIONS,
@@ -61,7 +62,6 @@ from .raster import (
     read_scene,
     value_range,
 )
-from .tiling import TiledSR
 
 
 def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progress=True, max_pixels=MAX_PIXELS):
@@ -110,8 +110,8 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progre
 def load_network(args):
     """The network the arguments name: (callable network, scale or None, weights or None).
 
-    ``--onnx``: :class:`~rssr_tools.inference.onnx.OnnxSR` (scale from its metadata);
-    ``-opt``/``--arch``: built and loaded by :func:`rssr_tools.weights.build_model`;
+    ``--onnx``: :class:`~rssr_apps.inference.onnx.OnnxSR` (scale from its metadata);
+    ``-opt``/``--arch``: built and loaded by :func:`rssr_utils.weights.build_model`;
     ``--weights`` alone: rebuilt from the sidecar beside the weights.
     """
     if args.onnx:

@@ -9,8 +9,8 @@ import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 
-from rssr_data.image_io import is_image
 from rssr_data.prepare import save_lr, write_lr
+from rssr_utils.image_io import is_image
 
 from .models import super_resolve
 

@@ -5,7 +5,7 @@ from os import path as osp
 import torch
 
 from rssr_arch.arch_util import pad_to_multiple
-from rssr_tools.weights import build_model, load_weights, model_options
+from rssr_utils.weights import build_model, load_weights, model_options
 
 
 def model_spec(entry):
@@ -42,7 +42,7 @@ def count_parameters(net):
 
 
 def build_benchmark_model(spec, device='cpu', load=True):
-    """Build ``spec['network_g']`` and load its checkpoint through :mod:`rssr_tools.weights`.
+    """Build ``spec['network_g']`` and load its checkpoint through :mod:`rssr_utils.weights`.
 
     Returns:
         tuple[nn.Module, str, str]: The network in eval mode, its weights status

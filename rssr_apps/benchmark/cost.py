@@ -12,7 +12,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from rssr_tools.memory import MEASURE_ENV, peak_growth_kib
+from rssr_utils.memory import MEASURE_ENV, peak_growth_kib
 
 from .models import build_benchmark_model, count_parameters, super_resolve
 
@@ -119,11 +119,11 @@ def _memory_child():
 
 def measure_peak_memory(spec, input_shape, scale, device, timeout=900):
     """Peak memory (bytes) of one forward of a freshly built model, measured in a child process."""
-    env = dict(os.environ, **MEASURE_ENV)  # see rssr_tools.memory
+    env = dict(os.environ, **MEASURE_ENV)  # see rssr_utils.memory
     job = {'spec': spec, 'input_shape': list(input_shape), 'scale': scale, 'device': str(device)}
     proc = subprocess.run(
-        # Not `-m rssr_tools.benchmark.cost`: the package imports .cost, so -m would run this module twice.
-        [sys.executable, '-c', 'from rssr_tools.benchmark.cost import _memory_child; _memory_child()'],
+        # Not `-m rssr_apps.benchmark.cost`: the package imports .cost, so -m would run this module twice.
+        [sys.executable, '-c', 'from rssr_apps.benchmark.cost import _memory_child; _memory_child()'],
         input=json.dumps(job),
         capture_output=True,
         text=True,

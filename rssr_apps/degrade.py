@@ -19,10 +19,9 @@ import sys
 
 import rssr_compat  # noqa: F401
 
-from rssr_data.image_io import ImageError
 from rssr_data.real_degradations import ConfigError, check_size, describe, image_seed, load_config, sample_for_image
-
-from .image_jobs import Run, Source, execute, to_image, to_tensor
+from rssr_utils.image_io import ImageError
+from rssr_utils.image_jobs import Run, Source, execute, to_image, to_tensor
 
 
 def record(cfg, seed, key, draws=None):
@@ -32,7 +31,7 @@ def record(cfg, seed, key, draws=None):
 
 
 class Degrader:
-    """Degrades batches of HR images (the processor of :func:`rssr_tools.image_jobs.execute`).
+    """Degrades batches of HR images (the processor of :func:`rssr_utils.image_jobs.execute`).
 
     Args:
         cfg (dict): Config from :func:`~rssr_data.real_degradations.load_config`.

@@ -16,7 +16,7 @@ Shared by ``scripts/degrade.py`` and ``scripts/denoise_hr.py``. A run:
   when all are done, writes ``provenance.json`` (settings, versions, command,
   per-image records) and removes the two hidden files;
 * for an ``.lmdb`` output, fills ``<out>.staging/`` the same way, then packs it
-  with :func:`rssr_data.lmdb_util.write_lmdb` (atomic) and removes it.
+  with :func:`rssr_utils.lmdb_util.write_lmdb` (atomic) and removes it.
 
 Work is split into batches of consecutive sorted images; ``workers`` > 1 runs
 batches in spawned processes (each with ``cpu_count // workers`` torch threads).
@@ -35,7 +35,7 @@ from os import path as osp
 import cv2
 import numpy as np
 
-from rssr_data.image_io import ImageError, decode, path_key, read_bytes, scan_images, write_image
+from rssr_utils.image_io import ImageError, decode, path_key, read_bytes, scan_images, write_image
 
 RUN_FILE = '.provenance.run.json'
 RECORDS_FILE = '.provenance.records.jsonl'
@@ -56,7 +56,7 @@ class Source:
         self.is_lmdb = path.rstrip('/').endswith('.lmdb')
         self._env = None
         if self.is_lmdb:
-            from rssr_data.lmdb_util import meta_keys
+            from rssr_utils.lmdb_util import meta_keys
 
             self.items = [(key, key + '.png') for key in meta_keys(path)]
         else:
@@ -256,7 +256,7 @@ class Run:
             if osp.exists(osp.join(self.dir, name)):
                 os.remove(osp.join(self.dir, name))
         if self.lmdb:
-            from rssr_data.lmdb_util import write_lmdb
+            from rssr_utils.lmdb_util import write_lmdb
 
             rels = [osp.relpath(self.targets[key], self.dir) for key, _ in self.source.items]
             write_lmdb(self.dir, rels, self.out, overwrite=True)

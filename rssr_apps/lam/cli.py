@@ -3,7 +3,7 @@
 Models come from option files (``-opt``, repeatable: test/train option files,
 or benchmark option files with a ``models`` list) or from ``--arch`` with
 ``--weights``/``--scale``/``--arch-opt``. Every network is built from BasicSR's
-``ARCH_REGISTRY`` and loaded through :mod:`rssr_tools.weights`; all models,
+``ARCH_REGISTRY`` and loaded through :mod:`rssr_utils.weights`; all models,
 weights, the image and the window are checked before the first attribution.
 
 Outputs, per model in ``DIR/<model name>/``: ``attribution.npy`` (C x h x w
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import yaml
 
-from rssr_tools.weights import arch_class, scale_argument
+from rssr_utils.weights import arch_class, scale_argument
 
 from .core import check_settings, check_window, diffusion_index, path_attribution
 from .render import blend, comparison_figure, draw_window, saliency_image, saliency_map, to_uint8
@@ -48,13 +48,13 @@ def _scale_of(network_g, opt=None):
 
 
 def arch_spec(arch, weights=None, scale=None, arch_opts=None, name=None, param_key='params', official=False):
-    """A model spec (as :func:`rssr_tools.benchmark.models.model_spec`) for ``--arch``.
+    """A model spec (as :func:`rssr_apps.benchmark.models.model_spec`) for ``--arch``.
 
     The scale goes to the arch's ``upscale`` or ``scale`` argument, and 3 to
     ``num_in_ch``/``num_out_ch`` when the arch requires them and they are not
     given; SwinIR inputs are padded to its ``window_size`` (as SwinIRModel does).
     """
-    from rssr_tools.benchmark.models import model_spec
+    from rssr_apps.benchmark.models import model_spec
 
     cls = arch_class(arch)
     params = inspect.signature(cls.__init__).parameters
@@ -86,8 +86,8 @@ def arch_spec(arch, weights=None, scale=None, arch_opts=None, name=None, param_k
 
 def option_specs(opt_path):
     """Model specs of an option file: a test/train option file (one model) or a benchmark one (its ``models``)."""
-    from rssr_tools.benchmark.models import model_spec
-    from rssr_tools.options import load_options
+    from rssr_apps.benchmark.models import model_spec
+    from rssr_utils.options import load_options
 
     if not osp.isfile(opt_path):
         raise FileNotFoundError(f'Option file {opt_path} not found; check -opt.')
@@ -108,13 +108,13 @@ def option_specs(opt_path):
 
 
 def load_lr(image_path, scale, lr_input=False):
-    """The LR image: read with :mod:`rssr_data.image_io`, downscaled with :func:`bicubic_lr` unless ``lr_input``.
+    """The LR image: read with :mod:`rssr_utils.image_io`, downscaled with :func:`bicubic_lr` unless ``lr_input``.
 
     Returns:
         tuple[Tensor, np.ndarray]: (3, h, w) float32 RGB in [0, 1], and the same as (h, w, 3) uint8.
     """
     from rssr_data.degradations import bicubic_lr
-    from rssr_data.image_io import ImageError, read_image
+    from rssr_utils.image_io import ImageError, read_image
 
     img = read_image(image_path, to_float=False)  # BGR, the file's integer type
     if not lr_input:
@@ -140,7 +140,7 @@ def prepare_models(specs, device, scale=None, random_init=False, trust_pickle=Fa
     Returns:
         list[tuple[dict, nn.Module, str | None]]: (spec, network in eval mode, weights file or None).
     """
-    from rssr_tools.weights import build_model, load_weights
+    from rssr_utils.weights import build_model, load_weights
 
     scales = {s['scale'] for s in specs if s.get('scale')} | ({scale} if scale else set())
     if len(scales) > 1:
@@ -185,10 +185,10 @@ def _write_png(path, rgb):
 
 
 def attribute(net, spec, lr, scale, window, settings, progress=True):
-    """LAM of one network on ``lr`` (3, h, w): the :class:`~rssr_tools.lam.core.Attribution` and the seconds it took."""
+    """LAM of one network on ``lr`` (3, h, w): the :class:`~rssr_apps.lam.core.Attribution` and the seconds it took."""
     from tqdm import tqdm
 
-    from rssr_tools.benchmark.models import super_resolve
+    from rssr_apps.benchmark.models import super_resolve
 
     pad = spec.get('pad_multiple')
 
@@ -277,7 +277,7 @@ def run_lam(
         list[dict]: The lam.json record of each model.
     """
     if isinstance(device, str):
-        from rssr_tools.benchmark.cli import resolve_device
+        from rssr_apps.benchmark.cli import resolve_device
 
         device = resolve_device(device)
     settings = {'steps': steps, 'sigma': sigma, 'kernel_size': kernel_size, 'batch': batch}
@@ -357,7 +357,7 @@ def parse_args(argv=None):
         '(models list); repeat for several models',
     )
     models.add_argument('--arch', help='registered arch name (e.g. EDSR, RCAN, SwinIR, TSFNet, FAT)')
-    models.add_argument('--weights', help='weights file for --arch (read by rssr_tools.weights)')
+    models.add_argument('--weights', help='weights file for --arch (read by rssr_utils.weights)')
     models.add_argument(
         '--arch-opt',
         action='append',
@@ -405,8 +405,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from rssr_data.image_io import ImageError
-    from rssr_tools.weights import WeightsError
+    from rssr_utils.image_io import ImageError
+    from rssr_utils.weights import WeightsError
 
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)

@@ -19,13 +19,12 @@ from os import path as osp
 import rssr_compat  # noqa: F401
 
 from rssr_data.denoise import DEFAULT_STRENGTH, METHODS, denoise, psnr
-from rssr_data.image_io import ImageError, path_key, read_image, write_image
-
-from .image_jobs import PROVENANCE, Run, Source, execute
+from rssr_utils.image_io import ImageError, path_key, read_image, write_image
+from rssr_utils.image_jobs import PROVENANCE, Run, Source, execute
 
 
 class Denoiser:
-    """Denoises a batch of images (the processor of :func:`rssr_tools.image_jobs.execute`).
+    """Denoises a batch of images (the processor of :func:`rssr_utils.image_jobs.execute`).
 
     Args:
         method (str): 'nlm' or 'bm3d'.
@@ -91,7 +90,7 @@ def denoise_splits(src, out, splits, method, strength, options, workers=1):
 
     from tqdm import tqdm
 
-    from .image_jobs import RECORDS_FILE, RUN_FILE, output_name, read_records, versions, write_json
+    from rssr_utils.image_jobs import RECORDS_FILE, RUN_FILE, output_name, read_records, versions, write_json
 
     settings = {'tool': 'prepare_dataset --denoise', 'method': method, 'strength': strength, 'options': options}
     settings = json.loads(json.dumps(settings))

@@ -20,9 +20,9 @@ from os import path as osp
 
 import torch
 
-from rssr_tools.export import export_model, onnx_session
-from rssr_tools.options import load_options
-from rssr_tools.weights import build_model
+from rssr_apps.export import export_model, onnx_session
+from rssr_utils.options import load_options
+from rssr_utils.weights import build_model
 
 from .models import model_spec
 
@@ -48,7 +48,7 @@ def _latency(net, session, size, runs):
 
 def bench_model(entry, work_dir, sizes=SIZES, latency_size=(48, 48), runs=3):
     """One row: export status and time, errors at ``sizes``, latencies at ``latency_size``."""
-    from rssr_tools.export import verify_onnx
+    from rssr_apps.export import verify_onnx
 
     spec = model_spec(entry)
     row = {'model': spec['name'], 'arch': spec['network_g']['type'], 'export': 'no'}

@@ -9,9 +9,9 @@ from os import path as osp
 import numpy as np
 import torch
 
-import rssr_tools
-from rssr_tools.options import OptionError
-from rssr_tools.options import load_options as read_option_file
+import rssr_patches
+from rssr_utils.options import OptionError
+from rssr_utils.options import load_options as read_option_file
 
 from .cost import MEMORY_METHODS, measure_cost
 from .models import build_benchmark_model, model_spec
@@ -57,7 +57,7 @@ def run_benchmark(opt, log=print):
     quality = opt.get('quality', 'trained')
     if quality not in ('trained', 'all', 'none'):
         raise ValueError(f'quality: {quality!r}; use trained, all or none.')
-    rssr_tools.import_registries()
+    rssr_patches.import_registries()
     notes = []
 
     datasets, dataset_info = {}, {}
@@ -180,7 +180,7 @@ def main(argv=None):
     except OptionError as error:
         sys.exit(f'rssr-bench: {error}')
     if args.data_only:
-        rssr_tools.import_registries()
+        rssr_patches.import_registries()
         for name, dataset_opt in (opt.get('datasets') or {}).items():
             dataset, note = prepare_dataset(name, dataset_opt, opt['scale'])
             print(note or f'{name}: {len(dataset)} images')

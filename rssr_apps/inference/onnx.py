@@ -1,4 +1,4 @@
-"""An exported ONNX model as a network for :class:`~rssr_tools.inference.tiling.TiledSR` (``rssr-infer --onnx``)."""
+"""An exported ONNX model as a network for :class:`~rssr_utils.tiling.TiledSR` (``rssr-infer --onnx``)."""
 
 import json
 
@@ -17,7 +17,7 @@ class OnnxSR:
     """
 
     def __init__(self, path, device='cpu'):
-        from rssr_tools.export import onnx_session
+        from rssr_apps.export import onnx_session
 
         try:
             self.session = onnx_session(path, device)
