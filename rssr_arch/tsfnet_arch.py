@@ -21,7 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, rfft2_real, roll
+from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, rfft2_real, roll, self_conjugate
 
 NUM_LEVELS = 3  # downsamplings per U-Net
 # HR sides are padded to this multiple: every level's side must be even (the
@@ -49,7 +49,10 @@ def half_spectrum(x, shift):
     """
     if exporting():
         return shift_rows(torch.stack(rfft2_real(x + 1e-8)), shift)
-    return shift_rows(torch.fft.rfft2(x + 1e-8), shift)
+    spectrum = torch.fft.rfft2(x + 1e-8)
+    real = self_conjugate(*x.shape[-2:], x.device)  # +0 imaginary parts there: a phase that does not depend on the CPU
+    spectrum = torch.where(real, spectrum.real.to(spectrum.dtype), spectrum)
+    return shift_rows(spectrum, shift)
 
 
 def from_half_spectrum(spectrum, shift, size):
