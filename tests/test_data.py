@@ -153,6 +153,17 @@ def test_lmdb_map_grows_instead_of_failing(tmp_path):
     files = sorted(str(p.relative_to(hr_dir)) for p in hr_dir.rglob('*.png'))
     assert write_lmdb(str(hr_dir), files, str(tmp_path / 'x.lmdb'), map_size=4096, compress_level=0) == 8
     assert verify_lmdb(str(tmp_path / 'x.lmdb')) == 8
+    # The one LMDB reader (datasets, image jobs, verify_lmdb): UTF-8 keys, pickles without its handle,
+    # and a missing key is one error naming the database and the key.
+    import pickle
+
+    from rssr_utils.lmdb_util import LmdbReader, meta_keys
+
+    reader = pickle.loads(pickle.dumps(LmdbReader(str(tmp_path / 'x.lmdb'))))
+    key = meta_keys(str(tmp_path / 'x.lmdb'))[0]
+    assert cv2.imdecode(np.frombuffer(reader.get(key), np.uint8), cv2.IMREAD_UNCHANGED).shape == (64, 64, 3)
+    with pytest.raises(ImageError, match=r'x\.lmdb:nope: listed in meta_info.txt but missing; rebuild'):
+        reader.get('nope')
 
 
 def test_lq_from_gt_is_matlab_bicubic_of_the_mod_cropped_hr(tmp_path):
