@@ -53,10 +53,8 @@ def rssr_version():
 
 def input_multiple(net):
     """Smallest side the exported graph takes, and the multiple inputs are padded to internally."""
-    for attr in ('pad_multiple', 'lr_multiple', 'multiple'):  # FAT, TSFNet, PaddedSR
-        if isinstance(getattr(net, attr, None), int):
-            return getattr(net, attr)
-    return 1
+    multiple = getattr(net, 'pad_multiple', None)  # FAT, TSFNet and PaddedSR name it so
+    return multiple if isinstance(multiple, int) else 1
 
 
 def describe(net, network_opt, name, pad_multiple=None, tile=256, overlap=32):

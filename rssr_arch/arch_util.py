@@ -79,19 +79,19 @@ class PaddedSR(nn.Module):
     network so that exported models and scene inference take any input size.
 
     Args:
-        net (nn.Module): Maps (B, C, H, W) with H, W multiples of ``multiple`` to (B, C, scale*H, scale*W).
-        multiple (int): Required multiple of the input sides.
+        net (nn.Module): Maps (B, C, H, W) with H, W multiples of ``pad_multiple`` to (B, C, scale*H, scale*W).
+        pad_multiple (int): Required multiple of the input sides (the name FAT and TSFNet use too).
         scale (int): Upscale factor.
     """
 
-    def __init__(self, net, multiple, scale):
+    def __init__(self, net, pad_multiple, scale):
         super().__init__()
-        self.net, self.multiple, self.upscale = net, int(multiple), int(scale)
+        self.net, self.pad_multiple, self.upscale = net, int(pad_multiple), int(scale)
 
     def forward(self, x):
         """x: (B, C, H, W) -> (B, C, scale*H, scale*W)."""
         h, w = x.shape[-2:]
-        return self.net(pad_to_multiple(x, self.multiple))[..., : h * self.upscale, : w * self.upscale]
+        return self.net(pad_to_multiple(x, self.pad_multiple))[..., : h * self.upscale, : w * self.upscale]
 
 
 def roll(x, shift, dim):

@@ -450,7 +450,7 @@ class TSFNet(nn.Module):
         if num_out_ch != num_in_ch:
             raise ValueError('TSFNet predicts a residual on its input, so num_out_ch must equal num_in_ch.')
         self.upscale = upscale
-        self.lr_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)
+        self.pad_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)  # input sides are padded to it (as FAT's)
         self.stages = nn.ModuleList(
             UNetStage(num_feat, num_block, num_in_ch, num_out_ch, guided=i == 1) for i in range(2)
         )
@@ -459,7 +459,7 @@ class TSFNet(nn.Module):
     def forward(self, x):
         """x: (B, C, H, W) LR in [0, 1]."""
         h, w = x.shape[-2:]
-        img = F.interpolate(pad_to_multiple(x, self.lr_multiple), scale_factor=self.upscale, mode='nearest')
+        img = F.interpolate(pad_to_multiple(x, self.pad_multiple), scale_factor=self.upscale, mode='nearest')
         stage1, decoded = self.stages[0](img)
         guides = self.band_propagation(decoded)[::-1]
         final, _ = self.stages[1](stage1, guides)

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import rssr_patches
-from rssr_apps.export import export_model, read_onnx_metadata, verify_onnx
+from rssr_apps.export import export_model, input_multiple, read_onnx_metadata, verify_onnx
 from rssr_arch.arch_util import (
     PaddedSR,
     atan2,
@@ -84,6 +84,16 @@ def test_tsfnet_export_path_computes_the_same_function(shape):
         with export_mode():
             exported = net(x)
     assert (eager - exported).abs().max().item() < 1e-9
+
+
+def test_every_padding_network_names_its_multiple_pad_multiple():
+    """FAT, TSFNet and PaddedSR share one attribute name, which the export's min_size reads."""
+    tsfnet = TSFNet(upscale=4, num_feat=8, num_block=1)
+    fat = FAT(**{k: v for k, v in FAT_TINY.items() if k != 'type'})
+    padded = PaddedSR(torch.nn.Identity(), 8, 1)
+    assert [input_multiple(n) for n in (tsfnet, fat, padded)] == [tsfnet.pad_multiple, fat.pad_multiple, 8]
+    assert tsfnet.pad_multiple == 4 and fat.pad_multiple > 1  # TSFNet x4: HR sides multiple of 16
+    assert input_multiple(torch.nn.Identity()) == 1
 
 
 def test_fat_export_path_reproduces_deterministic_eval():
