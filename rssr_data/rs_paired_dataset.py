@@ -186,12 +186,8 @@ class RSPairedDataset(data.Dataset):
         scale = self.scale
         img_gt = self._read(gt_path, 'gt')
         if self.lq_from_gt:
-            if min(img_gt.shape[:2]) < scale:
-                raise ImageError(
-                    f'{gt_path}: is {img_gt.shape[0]}x{img_gt.shape[1]}, smaller than the scale {scale}; remove it.'
-                )
+            img_lq = bicubic_lr(img_gt, scale, gt_path)
             img_gt = mod_crop(img_gt, scale)
-            img_lq = bicubic_lr(img_gt, scale)
             lq_path = gt_path
         else:
             img_lq = self._read(lq_path, 'lq')

@@ -60,12 +60,12 @@ def main(argv=None):
             strength, options = settings_from(args, args.denoise)
             targets = denoise_splits(args.src, args.out, splits, args.denoise, strength, options, args.workers)
             denoised = {osp.join(args.src, rel): dst for pairs in targets.values() for rel, dst in pairs}
-            jobs = [(denoised[src], denoised[src], lr, scale) for src, _, lr, scale in jobs if lr]
+            jobs = [(denoised[src], denoised[src], lrs) for src, _, lrs in jobs if lrs]
         with Pool(args.workers) as pool:
             work = pool.imap_unordered(partial(run_job, max_pixels=args.max_pixels), jobs)
             for job, error in tqdm(work, total=len(jobs), desc='HR copies / LR images'):
                 if error:
-                    failed.setdefault(job[0], error)  # one line per HR, whatever the number of scales
+                    failed[job[0]] = error  # one job (and line) per HR, whatever the number of scales
     except (ImageError, FileNotFoundError, ValueError, OSError, ImportError) as error:
         sys.exit(f'prepare_dataset: {error}')
     if failed:
