@@ -281,9 +281,7 @@ def export_model(
 
 def main(argv=None):
     """``rssr-export`` command line; ``argv`` defaults to ``sys.argv[1:]``."""
-    parser = argparse.ArgumentParser(
-        prog='rssr-export', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument('-opt', help='BasicSR option file: network_g, path.pretrain_network_g, path.param_key_g')
     which.add_argument('--arch', help='registered arch, e.g. FAT, TSFNet, EDSR')

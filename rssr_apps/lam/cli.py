@@ -341,7 +341,6 @@ def _arch_opt(text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog='rssr-lam',
         description='Local attribution maps (Gu & Dong, CVPR 2021) of registered SR networks: which LR pixels '
         'the SR output inside a window depends on, with the diffusion index (DI).',
     )
