@@ -47,50 +47,29 @@ def test():
     _run_pipeline(test_pipeline)
 
 
-def infer(argv=None):
-    """``rssr-infer``: tiled super-resolution of whole scenes (see :mod:`rssr_apps.inference`)."""
-    from rssr_apps.inference import main
-
-    return main(sys.argv[1:] if argv is None else argv)
-
-
-def bench(argv=None):
-    """``rssr-bench -opt options/benchmark_x4.yml``: quality and cost tables (see :mod:`rssr_apps.benchmark`)."""
-    from rssr_apps.benchmark import main
-
-    return main(sys.argv[1:] if argv is None else argv)
-
-
-def demo(argv=None):
-    """``rssr-demo``: the built-in demo (see :mod:`rssr_apps.demo`)."""
-    from rssr_apps.demo import main
-
-    return main(sys.argv[1:] if argv is None else argv)
+# Console script -> (function here, module whose main(argv) it runs, what it does). setup.py's
+# console_scripts point at these functions; scripts/<name>.py call them too.
+APPS = {
+    'rssr-infer': ('infer', 'rssr_apps.inference', 'tiled super-resolution of whole scenes'),
+    'rssr-bench': ('bench', 'rssr_apps.benchmark', 'quality and cost tables (-opt options/benchmark_x4.yml)'),
+    'rssr-demo': ('demo', 'rssr_apps.demo', 'the built-in demo'),
+    'rssr-degrade': ('degrade', 'rssr_apps.degrade', 'Real-ESRGAN second-order LR images'),
+    'rssr-denoise': ('denoise', 'rssr_apps.denoise', 'NLM / BM3D-denoised HR copies'),
+    'rssr-lam': ('lam', 'rssr_apps.lam', 'local attribution maps (-opt X.yml --image IMG --window X Y SIZE)'),
+    'rssr-export': ('export', 'rssr_apps.export', 'safetensors + sidecar and ONNX'),
+}
 
 
-def degrade(argv=None):
-    """``rssr-degrade``: Real-ESRGAN second-order LR images (see :mod:`rssr_apps.degrade`)."""
-    from rssr_apps.degrade import main
+def _app(command, module, what):
+    def run(argv=None):
+        import importlib
 
-    return main(sys.argv[1:] if argv is None else argv)
+        return importlib.import_module(module).main(sys.argv[1:] if argv is None else argv)
 
-
-def denoise(argv=None):
-    """``rssr-denoise``: NLM / BM3D-denoised HR copies (see :mod:`rssr_apps.denoise`)."""
-    from rssr_apps.denoise import main
-
-    return main(sys.argv[1:] if argv is None else argv)
+    run.__name__ = run.__qualname__ = APPS[command][0]
+    run.__doc__ = f'``{command}``: {what} (see :mod:`{module}`).'
+    return run
 
 
-def lam(argv=None):
-    """``rssr-lam -opt X.yml --image IMG --window X Y SIZE --output DIR`` (see :mod:`rssr_apps.lam`)."""
-    from rssr_apps.lam import main
-
-    return main(sys.argv[1:] if argv is None else argv)
-
-
-def export(argv=None):
-    """``rssr-export``: safetensors + sidecar and ONNX (see :mod:`rssr_apps.export`)."""
-    from rssr_apps.export import main
-
-    return main(sys.argv[1:] if argv is None else argv)
+for _command, (_function, _module, _what) in APPS.items():
+    globals()[_function] = _app(_command, _module, _what)

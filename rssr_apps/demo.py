@@ -107,7 +107,6 @@ def compare(opt, weights):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog='rssr-demo',
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Any other BasicSR training flag is passed on, e.g. --force_yml train:total_iter=5000, --auto_resume.',

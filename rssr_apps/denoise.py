@@ -10,7 +10,7 @@ versions and each image's PSNR against its original. Resumable (--resume).
 """
 
 import argparse
-import json
+import contextlib
 import math
 import os
 import sys
@@ -18,9 +18,10 @@ from os import path as osp
 
 import rssr_compat  # noqa: F401
 
+from rssr_data.degradations import check_lr_size
 from rssr_data.denoise import DEFAULT_STRENGTH, METHODS, denoise, psnr
-from rssr_utils.image_io import ImageError, path_key, read_image, write_image
-from rssr_utils.image_jobs import PROVENANCE, Run, Source, execute
+from rssr_utils.image_io import MAX_PIXELS, ImageError, decode, path_key, read_bytes, read_image, write_image
+from rssr_utils.image_jobs import Run, Source, execute
 
 
 class Denoiser:
@@ -71,77 +72,102 @@ def settings_from(args, method):
     return strength, {'profile': args.bm3d_profile}
 
 
-def _denoise_copy(job):
-    """Denoise ``hr_src`` into ``hr_dst`` (atomic); returns (key, record)."""
-    key, hr_src, hr_dst, method, strength, options = job
-    img = read_image(hr_src, to_float=False)
-    out = denoise(img, method, strength, **options)
-    write_image(hr_dst, out)
-    return key, _record(img, out)
+class SplitSource(Source):
+    """The HR files of split lists under ``src``, named for ``<out>/<split>/HR/<rel>`` (a :class:`Source`).
+
+    Each image is validated as the LR step validates it: readable, at most
+    ``max_pixels``, RGB / grey, and no side under ``scale``.
+
+    Args:
+        src (str): The extracted download (``--src``).
+        splits (dict): {split: [relative HR paths]} (:func:`rssr_data.prepare.plan`).
+        max_pixels (int): Largest image accepted (``--max-pixels``).
+        scale (int | None): Smallest LR scale; None: no size check.
+    """
+
+    def __init__(self, src, splits, max_pixels=MAX_PIXELS, scale=None):
+        self.path, self.is_lmdb, self._lmdb = src, False, None
+        self.max_pixels, self.scale = max_pixels, scale
+        self.originals = {osp.join(name, 'HR', rel): rel for name, files in splits.items() for rel in files}
+        self.items = [(path_key(rel), out_rel) for out_rel, rel in self.originals.items()]
+
+    def name(self, key, rel):
+        return osp.join(self.path, self.originals[rel])
+
+    def read(self, key, rel):
+        name = self.name(key, rel)
+        img = decode(read_bytes(name), name, to_float=False, max_pixels=self.max_pixels)
+        if self.scale:
+            check_lr_size(img.shape, self.scale, name)
+        return img
 
 
-def denoise_splits(src, out, splits, method, strength, options, workers=1):
+_WORKER = {}
+
+
+def _init_worker(source, denoiser):
+    _WORKER.update(source=source, denoiser=denoiser)
+
+
+def _denoise_one(item):
+    """Denoise one image of ``Run.todo`` into its target; returns (key, record, None) or (key, None, error)."""
+    key, rel, target = item
+    source = _WORKER['source']
+    try:
+        img = source.read(key, rel)
+    except (ImageError, OSError) as error:
+        return key, None, str(error)
+    [(out, record)] = _WORKER['denoiser']([(key, source.name(key, rel), img)])
+    write_image(target, out)
+    return key, record, None
+
+
+def denoise_splits(src, out, splits, method, strength, options, workers=1, max_pixels=MAX_PIXELS, scale=None):
     """Denoised HR copies for ``prepare_dataset.py --denoise``: ``<out>/<split>/HR/<rel>`` (JPEG/WebP -> .png).
 
-    Resumable (existing copies are kept; the settings must match the first run's);
-    writes ``<out>/provenance.json`` like denoise_hr.py. Returns {split: [(rel, hr_dst)]}.
+    An :class:`rssr_utils.image_jobs.Run` that always resumes (existing copies
+    are kept; the settings must match the first run's). Every HR is read before
+    the verdict: bad ones are skipped and returned, the others denoised. When
+    none is bad, ``<out>/provenance.json`` is written as denoise_hr.py writes it.
+
+    Returns:
+        tuple[dict, dict]: {split: [(rel, hr_dst)]} of the good HRs, and {hr_src: error} of the bad ones.
     """
     from multiprocessing import Pool
 
     from tqdm import tqdm
 
-    from rssr_utils.image_jobs import RECORDS_FILE, RUN_FILE, output_name, read_records, versions, write_json
-
+    source = SplitSource(src, splits, max_pixels, scale)
     settings = {'tool': 'prepare_dataset --denoise', 'method': method, 'strength': strength, 'options': options}
-    settings = json.loads(json.dumps(settings))
-    targets = {
-        name: [(rel, osp.join(out, name, 'HR', output_name(rel))) for rel in files] for name, files in splits.items()
-    }
-    previous = None
-    for name in (RUN_FILE, PROVENANCE):
-        if osp.isfile(osp.join(out, name)):
-            with open(osp.join(out, name)) as f:
-                previous = previous or json.load(f).get('settings')
-    existing = [dst for pairs in targets.values() for _, dst in pairs if osp.isfile(dst)]
-    if previous is None and existing:
-        raise FileExistsError(f'{existing[0]} exists but {out} was prepared without --denoise; use another --out.')
-    if previous is not None and previous != settings:
-        raise ValueError(f'{out} was prepared with other denoising settings ({previous}); use another --out.')
-    os.makedirs(out, exist_ok=True)
-    write_json(osp.join(out, RUN_FILE), {'settings': settings})
-    jobs = [
-        (path_key(rel), osp.join(src, rel), dst, method, strength, options)
-        for pairs in targets.values()
-        for rel, dst in pairs
-        if not osp.isfile(dst)
-    ]
-    records_path = osp.join(out, RECORDS_FILE)
-    with Pool(workers) as pool, open(records_path, 'a') as log:
-        for key, record in tqdm(pool.imap_unordered(_denoise_copy, jobs), total=len(jobs), desc=f'{method} HR'):
-            log.write(json.dumps({'key': key, 'record': record}) + '\n')
-            log.flush()
-    records = read_records(out)
-    for pairs in targets.values():  # records cut by an interruption: from the files
-        for rel, dst in pairs:
-            key = path_key(rel)
-            if key not in records:
-                _, records[key] = _psnr_of_files(key, osp.join(src, rel), dst)
-    provenance = {
-        'settings': settings,
-        'input': osp.abspath(src),
-        'output': osp.abspath(out),
-        'command': ' '.join(sys.argv),
-        'versions': versions(*(('bm3d',) if method == 'bm3d' else ())),
-        'images': dict(sorted(records.items())),
-    }
-    write_json(osp.join(out, PROVENANCE), provenance)
-    for name in (RUN_FILE, RECORDS_FILE):
-        os.remove(osp.join(out, name))
-    return targets
+    run = Run(source, out, settings, mode='resume')
+    run.start()
+    denoiser = Denoiser(method, strength, options)
+    failed = {}
+    with contextlib.ExitStack() as stack, tqdm(total=len(run.todo), desc=f'{method} HR', unit='img') as bar:
+        if workers <= 1:
+            _init_worker(source, denoiser)
+            results = map(_denoise_one, run.todo)
+        else:
+            pool = stack.enter_context(Pool(workers, _init_worker, (source, denoiser)))
+            results = pool.imap_unordered(_denoise_one, run.todo)
+        for key, record, error in results:
+            if error:
+                failed[key] = error
+            else:
+                run.record([(key, record)])
+            bar.update()
+    names = {key: rel for key, rel in source.items}
+    if not failed:
 
+        def recover(key, rel, target):  # an image written just before an interruption cut its record
+            return _record(source.read(key, rel), read_image(target, to_float=False))
 
-def _psnr_of_files(key, original, denoised):
-    return key, _record(read_image(original, to_float=False), read_image(denoised, to_float=False))
+        run.finish(recover, library_versions=('bm3d',) if method == 'bm3d' else ())
+    targets = {name: [] for name in splits}
+    for key, out_rel in source.items:
+        if key not in failed:
+            targets[out_rel.split(os.sep)[0]].append((source.originals[out_rel], run.targets[key]))
+    return targets, {source.name(key, names[key]): error for key, error in failed.items()}
 
 
 def main(argv=None):

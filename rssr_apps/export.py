@@ -53,10 +53,8 @@ def rssr_version():
 
 def input_multiple(net):
     """Smallest side the exported graph takes, and the multiple inputs are padded to internally."""
-    for attr in ('pad_multiple', 'lr_multiple', 'multiple'):  # FAT, TSFNet, PaddedSR
-        if isinstance(getattr(net, attr, None), int):
-            return getattr(net, attr)
-    return 1
+    multiple = getattr(net, 'pad_multiple', None)  # FAT, TSFNet and PaddedSR name it so
+    return multiple if isinstance(multiple, int) else 1
 
 
 def describe(net, network_opt, name, pad_multiple=None, tile=256, overlap=32):
@@ -136,11 +134,12 @@ def example_input(multiple, batch=2):
     return torch.rand(batch, 3, 2 * side + 3, 3 * side + 1)
 
 
-def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=False):
+def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=False, progress=None):
     """Trace ``net`` (eval mode, CPU) to ``path`` with dynamic batch/height/width and add the metadata.
 
     ``optimize`` runs onnxscript's graph optimizer (minutes for TSFNet on 2 cores;
-    onnxruntime optimizes the graph again when it loads it).
+    onnxruntime optimizes the graph again when it loads it). ``progress(str)``
+    hears of each step as it starts (the trace alone takes minutes for large graphs).
 
     Returns:
         float | None: max |onnxruntime - PyTorch| on one input when ``verify``.
@@ -149,6 +148,7 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
 
     from rssr_arch.arch_util import export_mode, prepare_export
 
+    progress = progress or (lambda _: None)
     net = prepare_export(net.eval().cpu())
     multiple = info['input']['min_size']
     x = example_input(multiple)
@@ -158,6 +158,7 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
         torch.export.Dim('width', min=multiple, max=16384),
     )
 
+    progress(f'tracing {info["name"]} to ONNX (torch.export' + (', then onnxscript optimizer)' if optimize else ')'))
     with torch.no_grad(), export_mode():
         program = torch.onnx.export(
             net,
@@ -183,9 +184,13 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
     )
     for key, value in onnx_metadata(info, opset).items():
         model.metadata_props.add(key=key, value=value)
+    progress('checking the ONNX graph and saving it')
     onnx.checker.check_model(model, full_check=True)
     save_atomic(model, path, onnx.save)
-    return verify_onnx(net, path, [tuple(x.shape[-2:])])[0] if verify else None
+    if not verify:
+        return None
+    progress('comparing onnxruntime with PyTorch on one input')
+    return verify_onnx(net, path, [tuple(x.shape[-2:])])[0]
 
 
 def onnx_session(path, device='cpu', threads=None):
@@ -234,6 +239,7 @@ def export_model(
     verify=True,
     optimize=False,
     log=print,
+    progress=None,
 ):
     """Export ``network_opt`` (a ``network_g`` dict) with ``weights`` into the folder ``output``.
 
@@ -249,6 +255,8 @@ def export_model(
         tile, overlap (int): Tiling advice for the metadata (LR pixels).
         verify (bool): Compare onnxruntime with PyTorch on one input.
         optimize (bool): Run onnxscript's optimizer on the graph (slow for large graphs).
+        log (callable): Prints what was written. Default: print.
+        progress (callable | None): Hears of each step as it starts (rssr-export: a line on stderr).
 
     Returns:
         dict: Paths written and, with ``verify``, ``onnx_max_abs_error``.
@@ -256,6 +264,8 @@ def export_model(
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ValueError(f'--formats {",".join(formats)}: choose from {",".join(FORMATS)}.')
+    progress = progress or (lambda _: None)
+    progress(f'building {network_opt["type"]}' + (f' with {weights}' if weights else ''))
     torch.manual_seed(0)  # initial weights (no checkpoint) are reproducible
     net = build_model(network_opt, weights, param_key, official, trust_pickle=trust_pickle)
     if pad_multiple:
@@ -274,7 +284,7 @@ def export_model(
         log(f'wrote {result["safetensors"]} and {result["sidecar"]}')
     if 'onnx' in formats:
         result['onnx'] = osp.join(output, 'model.onnx')
-        error = export_onnx(net, info, result['onnx'], opset, verify, optimize)
+        error = export_onnx(net, info, result['onnx'], opset, verify, optimize, progress)
         if error is not None:
             result['onnx_max_abs_error'] = error
         log(f'wrote {result["onnx"]} (opset {opset}' + (f', max |onnxruntime - torch| {error:.2e})' if verify else ')'))
@@ -283,9 +293,7 @@ def export_model(
 
 def main(argv=None):
     """``rssr-export`` command line; ``argv`` defaults to ``sys.argv[1:]``."""
-    parser = argparse.ArgumentParser(
-        prog='rssr-export', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument('-opt', help='BasicSR option file: network_g, path.pretrain_network_g, path.param_key_g')
     which.add_argument('--arch', help='registered arch, e.g. FAT, TSFNet, EDSR')
@@ -332,6 +340,7 @@ def main(argv=None):
             args.overlap,
             not args.no_verify,
             args.optimize,
+            progress=lambda step: print(f'rssr-export: {step} ...', file=sys.stderr, flush=True),
         )
     except (ValueError, TypeError, FileNotFoundError, WeightsError) as error:
         sys.exit(f'rssr-export: {error}')

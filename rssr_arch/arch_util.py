@@ -79,19 +79,19 @@ class PaddedSR(nn.Module):
     network so that exported models and scene inference take any input size.
 
     Args:
-        net (nn.Module): Maps (B, C, H, W) with H, W multiples of ``multiple`` to (B, C, scale*H, scale*W).
-        multiple (int): Required multiple of the input sides.
+        net (nn.Module): Maps (B, C, H, W) with H, W multiples of ``pad_multiple`` to (B, C, scale*H, scale*W).
+        pad_multiple (int): Required multiple of the input sides (the name FAT and TSFNet use too).
         scale (int): Upscale factor.
     """
 
-    def __init__(self, net, multiple, scale):
+    def __init__(self, net, pad_multiple, scale):
         super().__init__()
-        self.net, self.multiple, self.upscale = net, int(multiple), int(scale)
+        self.net, self.pad_multiple, self.upscale = net, int(pad_multiple), int(scale)
 
     def forward(self, x):
         """x: (B, C, H, W) -> (B, C, scale*H, scale*W)."""
         h, w = x.shape[-2:]
-        return self.net(pad_to_multiple(x, self.multiple))[..., : h * self.upscale, : w * self.upscale]
+        return self.net(pad_to_multiple(x, self.pad_multiple))[..., : h * self.upscale, : w * self.upscale]
 
 
 def roll(x, shift, dim):
@@ -137,6 +137,18 @@ def _norm_scale(norm, h, w, inverse):
     raise ValueError(f'norm {norm!r}: use None, "backward" or "ortho".')
 
 
+def self_conjugate(h, w, device=None):
+    """(H, W//2+1) bool mask of the bins of ``rfft2`` of a real (H, W) map that are real numbers.
+
+    Their imaginary parts are zero in exact arithmetic; FFT kernels leave +-1e-17 there whose sign
+    depends on the CPU's instructions (pocketfft on AVX2 vs AVX-512), and the phase of a negative
+    real bin jumps from pi to -pi with that sign. Callers set them to +0 so the phase is pi
+    everywhere (and both paths of TSFNet, eager and export, compute the same function).
+    """
+    rows, cols = torch.arange(h, device=device)[:, None], torch.arange(w // 2 + 1, device=device)
+    return ((rows == 0) | (2 * rows == h)) & ((cols == 0) | (2 * cols == w))
+
+
 def rfft2_real(x, norm=None):
     """``torch.fft.rfft2(x, norm=norm)`` as real and imaginary parts, with matrix products only.
 
@@ -158,8 +170,7 @@ def rfft2_real(x, norm=None):
     re, im = cos_h @ re + sin_h @ im, cos_h @ im - sin_h @ re  # along the height, complex input
     rows, cols = torch.arange(h, device=x.device)[:, None], torch.arange(w // 2 + 1, device=x.device)
     re = re + mean * (h * w) * ((rows == 0) & (cols == 0))
-    # The self-conjugate bins are real: +0 imaginary parts exactly, as torch.fft (their phase is 0 or pi, not -pi).
-    im = torch.where(((rows == 0) | (2 * rows == h)) & ((cols == 0) | (2 * cols == w)), 0.0, im)
+    im = torch.where(self_conjugate(h, w, x.device), 0.0, im)
     scale = _norm_scale(norm, h, w, inverse=False)
     return (re, im) if scale == 1.0 else (re * scale, im * scale)
 

@@ -21,7 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, rfft2_real, roll
+from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, rfft2_real, roll, self_conjugate
 
 NUM_LEVELS = 3  # downsamplings per U-Net
 # HR sides are padded to this multiple: every level's side must be even (the
@@ -49,7 +49,10 @@ def half_spectrum(x, shift):
     """
     if exporting():
         return shift_rows(torch.stack(rfft2_real(x + 1e-8)), shift)
-    return shift_rows(torch.fft.rfft2(x + 1e-8), shift)
+    spectrum = torch.fft.rfft2(x + 1e-8)
+    real = self_conjugate(*x.shape[-2:], x.device)  # +0 imaginary parts there: a phase that does not depend on the CPU
+    spectrum = torch.where(real, spectrum.real.to(spectrum.dtype), spectrum)
+    return shift_rows(spectrum, shift)
 
 
 def from_half_spectrum(spectrum, shift, size):
@@ -447,7 +450,7 @@ class TSFNet(nn.Module):
         if num_out_ch != num_in_ch:
             raise ValueError('TSFNet predicts a residual on its input, so num_out_ch must equal num_in_ch.')
         self.upscale = upscale
-        self.lr_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)
+        self.pad_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)  # input sides are padded to it (as FAT's)
         self.stages = nn.ModuleList(
             UNetStage(num_feat, num_block, num_in_ch, num_out_ch, guided=i == 1) for i in range(2)
         )
@@ -456,7 +459,7 @@ class TSFNet(nn.Module):
     def forward(self, x):
         """x: (B, C, H, W) LR in [0, 1]."""
         h, w = x.shape[-2:]
-        img = F.interpolate(pad_to_multiple(x, self.lr_multiple), scale_factor=self.upscale, mode='nearest')
+        img = F.interpolate(pad_to_multiple(x, self.pad_multiple), scale_factor=self.upscale, mode='nearest')
         stage1, decoded = self.stages[0](img)
         guides = self.band_propagation(decoded)[::-1]
         final, _ = self.stages[1](stage1, guides)

@@ -13,6 +13,8 @@ import rssr_compat  # noqa: F401
 import numpy as np
 from basicsr.utils.matlab_functions import imresize
 
+from rssr_utils.image_io import ImageError
+
 
 def mod_crop(img, scale):
     """Crop the bottom/right so that both sides are multiples of ``scale`` (MATLAB ``modcrop``).
@@ -24,20 +26,33 @@ def mod_crop(img, scale):
     return img[: h - h % scale, : w - w % scale]
 
 
-def bicubic_lr(hr, scale):
+def check_lr_size(shape, scale, name='image'):
+    """Refuse an HR of ``shape`` (H, W, ...) with a side under ``scale``: its LR would have no pixel.
+
+    The check of :func:`bicubic_lr`, for callers that validate an HR before other work (a denoised copy).
+    """
+    if min(shape[:2]) < scale:
+        raise ImageError(
+            f'{name}: is {shape[0]}x{shape[1]}, smaller than the scale {scale}, so its LR would be empty; '
+            'remove it from the data set (or use a smaller scale).'
+        )
+
+
+def bicubic_lr(hr, scale, name='image'):
     """MATLAB-bicubic LR image of ``hr`` mod-cropped to a multiple of ``scale``.
 
     Args:
         hr (np.ndarray): (H, W, C) HR image: uint8 / uint16 (values scaled by the
             type's maximum, as MATLAB's ``im2double``), or float in [0, 1].
-        scale (int): Downscaling factor.
+        scale (int): Downscaling factor; an HR with a side under it is refused
+            (:class:`~rssr_utils.image_io.ImageError` naming ``name``).
+        name (str): The HR's file name, for the error. Default: 'image'.
 
     Returns:
         np.ndarray: (H // scale, W // scale, C); integer input gives the same integer
         type, rounded; float input gives float32, clipped to [0, 1].
     """
-    if min(hr.shape[:2]) < scale:
-        raise ValueError(f'an image of {hr.shape[0]}x{hr.shape[1]} is smaller than the scale {scale}: no LR pixel.')
+    check_lr_size(hr.shape, scale, name)
     hr = mod_crop(hr, scale)
     # imresize returns a transposed layout; C order lets OpenCV work in place on it (augment's cv2.flip).
     if np.issubdtype(hr.dtype, np.integer):

@@ -73,33 +73,27 @@ def make_splits(rel_paths, dataset, seed=0, fractions=(0.8, 0.1, 0.1)):
     return {name: sorted(files) for name, files in splits.items()}
 
 
-def read_hr(hr_path, scale, max_pixels=MAX_PIXELS):
-    """The bytes and decoded integer array of an HR file, validated (see :mod:`rssr_utils.image_io`).
-
-    An HR smaller than ``scale`` (no LR pixel) is refused, naming the file.
-    """
+def read_hr(hr_path, max_pixels=MAX_PIXELS):
+    """The bytes and decoded integer array of an HR file, validated (see :mod:`rssr_utils.image_io`)."""
     content = read_bytes(hr_path)
-    hr = decode(content, hr_path, to_float=False, max_pixels=max_pixels)  # corrupt, size, bands, depth
-    if scale and min(hr.shape[:2]) < scale:
-        raise ImageError(
-            f'{hr_path}: is {hr.shape[0]}x{hr.shape[1]}, smaller than the scale {scale}, so its LR would be '
-            'empty; remove it from the data set.'
-        )
-    return content, hr
+    return content, decode(content, hr_path, to_float=False, max_pixels=max_pixels)  # corrupt, size, bands, depth
 
 
 def write_lr(hr_path, lr_path, scale, max_pixels=MAX_PIXELS):
     """MATLAB-bicubic LR of the HR file, in its bit depth, written atomically to ``lr_path``."""
-    save_lr(read_hr(hr_path, scale, max_pixels)[1], lr_path, scale)
+    save_lr(read_hr(hr_path, max_pixels)[1], lr_path, scale, hr_path)
 
 
-def save_lr(hr, lr_path, scale):
+def save_lr(hr, lr_path, scale, name='image'):
     """Write :func:`~rssr_data.degradations.bicubic_lr` of ``hr`` (BGR HWC array) to ``lr_path``, atomically."""
-    write_image(lr_path, bicubic_lr(hr, scale))  # an interrupted run never leaves a half-written LR image
+    write_image(lr_path, bicubic_lr(hr, scale, name))  # an interrupted run never leaves a half-written LR image
 
 
 def plan(src, out, dataset, scales, seed=0, fractions=(0.8, 0.1, 0.1)):
-    """Write (or reuse) the split files and return the jobs still to do: (hr_src, hr_dst, lr_dst, scale).
+    """Write (or reuse) the split files and return the jobs still to do, one per HR file.
+
+    A job is ``(hr_src, hr_dst, [(lr_dst, scale), ...])``: the HR copy (when
+    missing) and the LR images still missing, made from one decode of the HR.
 
     Existing split files are reused, so re-runs and resumed runs see the same split.
     """
@@ -121,31 +115,32 @@ def plan(src, out, dataset, scales, seed=0, fractions=(0.8, 0.1, 0.1)):
     for name, files in splits.items():
         for rel in files:
             hr_dst = osp.join(out, name, 'HR', rel)
-            for scale in scales:
-                lr_dst = osp.join(out, name, f'LR_x{scale}', osp.splitext(rel)[0] + '.png')
-                if not osp.isfile(lr_dst):
-                    jobs.append((osp.join(src, rel), hr_dst, lr_dst, scale))
-            if not scales and not osp.isfile(hr_dst):
-                jobs.append((osp.join(src, rel), hr_dst, None, None))
+            lrs = [(osp.join(out, name, f'LR_x{scale}', osp.splitext(rel)[0] + '.png'), scale) for scale in scales]
+            lrs = [(lr_dst, scale) for lr_dst, scale in lrs if not osp.isfile(lr_dst)]
+            if lrs or not osp.isfile(hr_dst):
+                jobs.append((osp.join(src, rel), hr_dst, lrs))
     return splits, jobs
 
 
 def run_job(job, max_pixels=MAX_PIXELS):
-    """Copy one HR file (after validating it) and write its LR; returns ``(job, error message or None)``.
+    """Copy one HR file (after validating it) and write its LR images; returns ``(job, error message or None)``.
 
-    A bad HR is neither copied nor downscaled, so the output never holds an HR without its LR.
+    The HR is decoded once for all scales, and every LR is computed before
+    anything is written: a bad HR (corrupt, too large, smaller than a scale) is
+    neither copied nor downscaled, so the output never holds an HR without its LR.
     """
-    hr_src, hr_dst, lr_dst, scale = job
+    hr_src, hr_dst, lrs = job
     try:
-        content, hr = read_hr(hr_src, scale, max_pixels)
+        content, hr = read_hr(hr_src, max_pixels)
+        images = [(lr_dst, bicubic_lr(hr, scale, hr_src)) for lr_dst, scale in lrs]
         if not osp.isfile(hr_dst):
             os.makedirs(osp.dirname(hr_dst), exist_ok=True)
-            tmp = f'{hr_dst}.{os.getpid()}.tmp'  # jobs of several scales may copy the same HR at once
+            tmp = f'{hr_dst}.{os.getpid()}.tmp'
             with open(tmp, 'wb') as f:
                 f.write(content)
             os.replace(tmp, hr_dst)
-        if lr_dst:
-            save_lr(hr, lr_dst, scale)
+        for lr_dst, lr in images:
+            write_image(lr_dst, lr)  # atomic: an interrupted run never leaves a half-written LR image
     except (ImageError, OSError) as error:
         return job, str(error)
     return job, None

@@ -461,12 +461,14 @@ class RealDegradation(torch.nn.Module):
         self.usm_sharpener = SeparableUSMSharp()
 
     @torch.no_grad()
-    def forward(self, hr, draws):
+    def forward(self, hr, draws, sharp=None):
         """Degrade a batch.
 
         Args:
             hr (Tensor): (B, 3, H, W) RGB in [0, 1].
             draws (list[dict]): B draws (:func:`sample_degradation` or :func:`unbatch`).
+            sharp (Tensor | None): ``self.usm_sharpener(hr)`` when the caller has it already
+                (a model training towards the sharpened HR), so it is not computed twice.
 
         Returns:
             Tensor: (B, 3, H // scale, W // scale) in [0, 1], not yet rounded (see :func:`quantize`).
@@ -474,7 +476,7 @@ class RealDegradation(torch.nn.Module):
         sharpen = [bool(d['usm_sharpen']) for d in draws]
         out = hr
         if any(sharpen):
-            sharp = self.usm_sharpener(hr)
+            sharp = self.usm_sharpener(hr) if sharp is None else sharp
             out = sharp if all(sharpen) else torch.stack([s if u else h for s, h, u in zip(sharp, hr, sharpen)])
         # The HR-size blur, batched: each image its own kernel (a pulse, which changes nothing, when blur1 is off).
         kernels = [_tensor(d['kernel1'] if d['blur1'] else _pulse(len(d['kernel1'])), hr) for d in draws]

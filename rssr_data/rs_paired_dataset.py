@@ -1,13 +1,12 @@
 from os import path as osp
 
-import lmdb
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from rssr_utils.image_io import ImageError, decode, read_bytes, scan_images
-from rssr_utils.lmdb_util import meta_keys
+from rssr_utils.lmdb_util import LmdbReader, meta_keys
 
 from .degradations import bicubic_lr, mod_crop
 from .prepare import split_entries
@@ -149,6 +148,7 @@ class RSPairedDataset(data.Dataset):
                 )
         self.io_opt['db_paths'] = roots
         self.io_opt['client_keys'] = ['gt', 'lq'][: len(roots)]
+        self.lmdb_readers = dict(zip(self.io_opt['client_keys'], (LmdbReader(root) for root in roots)))
         gt_keys = meta_keys(self.gt_root)
         if opt.get('meta_info_file'):
             wanted = [osp.splitext(v)[0] for v in split_entries(opt['meta_info_file'])]
@@ -169,40 +169,25 @@ class RSPairedDataset(data.Dataset):
         backend = self.io_opt['type']
         if backend == 'disk':
             return decode(read_bytes(path), path, to_float)
-        root = self.gt_root if client_key == 'gt' else self.lq_root
-        name = f'{root}:{path}' if backend == 'lmdb' else path
-        if self.file_client is None:  # opened in the worker process that reads (LMDB handles do not survive fork)
-            if backend == 'lmdb':  # keys are UTF-8 (BasicSR's LmdbBackend only encodes ASCII)
-                self.file_client = {
-                    key: lmdb.open(db, readonly=True, lock=False, readahead=False)
-                    for key, db in zip(self.io_opt['client_keys'], self.io_opt['db_paths'])
-                }
-            else:
-                opts = dict(self.io_opt)
-                self.file_client = FileClient(opts.pop('type'), **opts)
+        if backend == 'lmdb':  # UTF-8 keys (BasicSR's LmdbBackend only encodes ASCII)
+            reader = self.lmdb_readers[client_key]
+            return decode(reader.get(path), f'{reader.path}:{path}', to_float)
+        if self.file_client is None:
+            opts = dict(self.io_opt)
+            self.file_client = FileClient(opts.pop('type'), **opts)
         try:
-            if backend == 'lmdb':
-                with self.file_client[client_key].begin(write=False) as txn:
-                    content = txn.get(path.encode('utf-8'))
-                if content is None:
-                    raise KeyError('no such key')
-            else:
-                content = self.file_client.get(path, client_key)
-        except (OSError, KeyError, TypeError, lmdb.Error) as error:
-            raise ImageError(f'{name}: cannot be read ({error}); check the file or rebuild the LMDB.') from error
-        return decode(content, name, to_float)
+            content = self.file_client.get(path, client_key)
+        except (OSError, KeyError, TypeError) as error:
+            raise ImageError(f'{path}: cannot be read ({error}); check the file.') from error
+        return decode(content, path, to_float)
 
     def __getitem__(self, index):
         gt_path, lq_path = self.pairs[index]
         scale = self.scale
         img_gt = self._read(gt_path, 'gt')
         if self.lq_from_gt:
-            if min(img_gt.shape[:2]) < scale:
-                raise ImageError(
-                    f'{gt_path}: is {img_gt.shape[0]}x{img_gt.shape[1]}, smaller than the scale {scale}; remove it.'
-                )
+            img_lq = bicubic_lr(img_gt, scale, gt_path)
             img_gt = mod_crop(img_gt, scale)
-            img_lq = bicubic_lr(img_gt, scale)
             lq_path = gt_path
         else:
             img_lq = self._read(lq_path, 'lq')

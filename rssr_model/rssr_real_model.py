@@ -2,6 +2,7 @@ import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from rssr_data.real_degradations import RealDegradation, quantize, unbatch
+from rssr_utils.options import OptionError
 
 from .rssr_model import RSSRModel
 
@@ -25,13 +26,17 @@ class RSSRRealModel(RSSRModel):
 
     Options (top level, as Real-ESRGAN's): ``gt_usm`` (bool): train towards the
     USM-sharpened HR (Real-ESRNet's default; rssr's default False keeps the HR
-    file as the target, as the FAT repository's LR tool pairs them).
+    file as the target, as the FAT repository's LR tool pairs them). Anything
+    but true / false is refused. The HR is sharpened once per batch: the same
+    sharpened tensor is the target and the input of the draws that sharpen.
     """
 
     def __init__(self, opt):
         super().__init__(opt)
         self.degrader = RealDegradation(opt['scale']).to(self.device)
-        self.gt_usm = bool(opt.get('gt_usm', False))
+        self.gt_usm = opt.get('gt_usm', False)
+        if not isinstance(self.gt_usm, bool):  # bool('false') is True: a quoted value would sharpen silently
+            raise OptionError(f'gt_usm: {self.gt_usm!r} is not a boolean; write gt_usm: true or gt_usm: false.')
         self._validating = False
 
     @torch.no_grad()
@@ -41,11 +46,12 @@ class RSSRRealModel(RSSRModel):
         self.gt = data['gt'].to(self.device)
         draws = data['degradation']
         batch = [unbatch(draws, i) for i in range(self.gt.size(0))]
-        lq = self.degrader(self.gt, batch)
+        sharp = self.degrader.usm_sharpener(self.gt) if self.gt_usm and not self._validating else None
+        lq = self.degrader(self.gt, batch, sharp)  # the draws that sharpen before degrading reuse it
         peaks = lq.new_tensor([d['peak'] for d in batch]).view(-1, 1, 1, 1)
         self.lq = quantize(lq, peaks).contiguous()
-        if self.gt_usm and not self._validating:
-            self.gt = self.degrader.usm_sharpener(self.gt)
+        if sharp is not None:
+            self.gt = sharp
 
     def nondist_validation(self, *args, **kwargs):
         self._validating = True  # validation targets are the HR files

@@ -35,7 +35,7 @@ from os import path as osp
 import cv2
 import numpy as np
 
-from rssr_utils.image_io import ImageError, decode, path_key, read_bytes, scan_images, write_image
+from rssr_utils.image_io import decode, path_key, read_bytes, scan_images, write_image
 
 RUN_FILE = '.provenance.run.json'
 RECORDS_FILE = '.provenance.records.jsonl'
@@ -54,16 +54,14 @@ class Source:
     def __init__(self, path):
         self.path = path
         self.is_lmdb = path.rstrip('/').endswith('.lmdb')
-        self._env = None
+        self._lmdb = None
         if self.is_lmdb:
-            from rssr_utils.lmdb_util import meta_keys
+            from rssr_utils.lmdb_util import LmdbReader, meta_keys
 
             self.items = [(key, key + '.png') for key in meta_keys(path)]
+            self._lmdb = LmdbReader(path)  # opened in each process that reads
         else:
             self.items = [(path_key(rel), rel) for rel in scan_images(path)]
-
-    def __getstate__(self):
-        return {**self.__dict__, '_env': None}  # an LMDB environment is opened in each process
 
     def name(self, key, rel):
         return f'{self.path}:{key}' if self.is_lmdb else osp.join(self.path, rel)
@@ -71,17 +69,7 @@ class Source:
     def read(self, key, rel):
         """The image as BGR HWC integers (uint8 / uint16, 3 channels); errors name the file."""
         name = self.name(key, rel)
-        if self.is_lmdb:
-            import lmdb
-
-            if self._env is None:
-                self._env = lmdb.open(self.path, readonly=True, lock=False, readahead=False)
-            with self._env.begin() as txn:
-                content = txn.get(key.encode('utf-8'))  # rssr's LMDB keys are UTF-8
-            if content is None:
-                raise ImageError(f'{name}: listed in meta_info.txt but missing; rebuild the LMDB.')
-        else:
-            content = read_bytes(name)
+        content = self._lmdb.get(key) if self.is_lmdb else read_bytes(name)
         return decode(content, name, to_float=False)
 
 

@@ -56,6 +56,47 @@ def meta_keys(lmdb_path):
     return keys
 
 
+class LmdbReader:
+    """Read-only access to the values of a BasicSR LMDB by UTF-8 key (the one LMDB reader of rssr).
+
+    BasicSR's ``LmdbBackend`` encodes keys as ASCII; rssr's keys are UTF-8. The
+    environment is opened on first use, in the process that reads: an LMDB
+    handle does not survive ``fork`` or pickling, so a pickled reader reopens.
+
+    Args:
+        path (str): The ``.lmdb`` folder.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._env = None
+
+    def __getstate__(self):
+        return {'path': self.path, '_env': None}
+
+    def get(self, key):
+        """The bytes stored under ``key`` (str); an :class:`ImageError` naming ``<lmdb>:<key>`` otherwise."""
+        try:
+            if self._env is None:
+                self._env = lmdb.open(self.path, readonly=True, lock=False, readahead=False)
+            with self._env.begin(write=False) as txn:
+                value = txn.get(key.encode('utf-8'))
+        except lmdb.Error as error:
+            raise ImageError(
+                f'{self.path}:{key}: cannot be read ({error}); rebuild the LMDB with scripts/create_lmdb.py.'
+            ) from error
+        if value is None:
+            raise ImageError(
+                f'{self.path}:{key}: listed in meta_info.txt but missing; rebuild the LMDB with scripts/create_lmdb.py.'
+            )
+        return value
+
+    def close(self):
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+
 def is_lmdb_folder(path):
     """True for a folder holding an LMDB and nothing else (what :func:`write_lmdb` writes)."""
     if not osp.isdir(path) or osp.islink(path):
@@ -237,19 +278,15 @@ def verify_lmdb(lmdb_path):
     """Decode every key listed in meta_info.txt and check its shape; return the number checked."""
     with open(osp.join(lmdb_path, 'meta_info.txt'), encoding='utf-8') as f:
         entries = [line.rstrip('\r\n').rsplit(' ', 2) for line in f if line.strip()]
-    env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False)
+    reader = LmdbReader(lmdb_path)
     try:
-        with env.begin() as txn:
-            for name, shape, _ in entries:
-                key = name.split('.')[0]
-                value = txn.get(key.encode('utf-8'))
-                if value is None:
-                    raise KeyError(f'{lmdb_path}: key {key} is listed in meta_info.txt but missing; rebuild it.')
-                img = cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
-                h, w, c = (int(v) for v in shape.strip('()').split(','))
-                got = img.shape[:2] + ((1 if img.ndim == 2 else img.shape[2]),) if img is not None else None
-                if got != (h, w, c):
-                    raise ValueError(f'{lmdb_path}: key {key} decodes to {got}, meta_info.txt says {(h, w, c)}.')
+        for name, shape, _ in entries:
+            key = name.split('.')[0]
+            img = cv2.imdecode(np.frombuffer(reader.get(key), np.uint8), cv2.IMREAD_UNCHANGED)
+            h, w, c = (int(v) for v in shape.strip('()').split(','))
+            got = img.shape[:2] + ((1 if img.ndim == 2 else img.shape[2]),) if img is not None else None
+            if got != (h, w, c):
+                raise ValueError(f'{lmdb_path}: key {key} decodes to {got}, meta_info.txt says {(h, w, c)}.')
     finally:
-        env.close()
+        reader.close()
     return len(entries)

@@ -29,9 +29,7 @@ augmentation ahead of the saves), and CUDA kernels that are not deterministic.
 """
 
 import collections
-import contextlib
 import os
-import pickle
 import random
 import re
 import zipfile
@@ -39,6 +37,8 @@ from os import path as osp
 
 import numpy as np
 import torch
+
+from .torch_files import load_torch_file
 
 # The Python types a training state may hold besides containers, numbers and tensors:
 # MultiStepRestartLR keeps its milestones in a Counter.
@@ -104,14 +104,6 @@ def save_with_retry(obj, path, what, logger, retries=3):
     return False
 
 
-def _safe_globals():
-    # torch >= 2.5 has the context manager; older releases only the global allow-list.
-    if hasattr(torch.serialization, 'safe_globals'):
-        return torch.serialization.safe_globals(list(SAFE_STATE_GLOBALS))
-    torch.serialization.add_safe_globals(list(SAFE_STATE_GLOBALS))
-    return contextlib.nullcontext()
-
-
 def read_training_state(path, map_location='cpu'):
     """Read a training state without running code from it.
 
@@ -134,22 +126,15 @@ def read_training_state(path, map_location='cpu'):
         raise FileNotFoundError(
             f'Resume state {path} does not exist; fix path.resume_state or drop it to start from scratch.'
         )
-    try:
-        with _safe_globals():
-            state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r'GLOBAL (\S+)', str(error))
-        if found is None:
-            raise StateError(f'{path}: not a readable training state; is the file complete?') from error
-        raise StateError(
-            f'{path}: asks to load the Python object {found.group(1)}, which could run code from the file, so it '
-            'was refused (a training state holds only numbers, tensors and the types in '
-            'rssr_utils.states.SAFE_STATE_GLOBALS). Delete it or resume from another state.'
-        ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
-        raise StateError(
-            f'{path}: not a readable training state ({type(error).__name__}: {error}); is the file complete?'
-        ) from error
+    state = load_torch_file(
+        path,
+        'training state',
+        StateError,
+        '(A training state holds only numbers, tensors and the types in rssr_utils.states.SAFE_STATE_GLOBALS.) '
+        'Delete it or resume from another state.',
+        safe_globals=SAFE_STATE_GLOBALS,
+        map_location=map_location,
+    )
     missing = [
         k for k in ('epoch', 'iter', 'optimizers', 'schedulers') if not isinstance(state, dict) or k not in state
     ]

@@ -34,14 +34,13 @@ pickle at all.
 import inspect
 import json
 import os
-import pickle
-import re
-import zipfile
 from os import path as osp
 
 import rssr_compat  # noqa: F401
 
 import torch
+
+from .torch_files import load_torch_file
 
 # Where trainers other than BasicSR put their weights, in the order they are looked for.
 OFFICIAL_CONTAINERS = ('params', 'state_dict', 'model', 'net')
@@ -80,29 +79,14 @@ def read_weights_file(path, trust_pickle=False):
             return load_file(path, device='cpu')
         except (SafetensorError, OSError) as error:
             raise WeightsError(f'{path}: not a readable safetensors file ({error}); re-export it.') from error
-    try:
-        return torch.load(path, map_location='cpu', weights_only=not trust_pickle)
-    except pickle.UnpicklingError as error:
-        found = re.search(r'GLOBAL (\S+)', str(error))
-        if found is None and not _looks_like_pickle(path):  # a damaged or foreign file
-            raise WeightsError(f'{path}: not a readable PyTorch checkpoint; is the file complete?') from error
-        what = f'the Python object {found.group(1)}' if found else 'pickle instructions beyond plain tensors'
-        raise WeightsError(
-            f'{path}: asks to load {what}, which could run code from the file, so it was '
-            'refused. If you trust its source, pass --trust-pickle (or convert it once with '
-            'scripts/convert_official_checkpoint.py --trust-pickle).'
-        ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise WeightsError(
-            f'{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error}); is the file complete?'
-        ) from error
-
-
-def _looks_like_pickle(path):
-    """A plain pickle (protocol 2+) or a torch.save zip: refused content, not a damaged file."""
-    with open(path, 'rb') as f:
-        head = f.read(4)
-    return head[:1] == b'\x80' or head == b'PK\x03\x04'
+    return load_torch_file(
+        path,
+        'PyTorch checkpoint',
+        WeightsError,
+        'If you trust its source, pass --trust-pickle (or convert it once with '
+        'scripts/convert_official_checkpoint.py --trust-pickle).',
+        weights_only=not trust_pickle,
+    )
 
 
 def strip_module(state):

@@ -21,7 +21,8 @@ absolute paths are refused), so nothing is ever written outside --out.
 
 --denoise nlm|bm3d writes denoised HR copies instead of plain ones (JPEG inputs
 become .png) and makes the LR from them, with <out>/provenance.json (method,
-strength, each image's PSNR against its original); see scripts/denoise_hr.py.
+strength, each image's PSNR against its original; written once no HR is bad); see
+scripts/denoise_hr.py. Bad HRs (--max-pixels included) are listed at the end, as without it.
 """
 
 import argparse
@@ -58,15 +59,25 @@ def main(argv=None):
         splits, jobs = plan(args.src, args.out, args.dataset, args.scales, args.seed, args.fractions)
         if args.denoise:  # denoised HR copies first, then LR from them
             strength, options = settings_from(args, args.denoise)
-            targets = denoise_splits(args.src, args.out, splits, args.denoise, strength, options, args.workers)
+            targets, failed = denoise_splits(
+                args.src,
+                args.out,
+                splits,
+                args.denoise,
+                strength,
+                options,
+                args.workers,
+                args.max_pixels,
+                min(args.scales, default=None),
+            )  # bad HRs are listed with the LR step's, at the end
             denoised = {osp.join(args.src, rel): dst for pairs in targets.values() for rel, dst in pairs}
-            jobs = [(denoised[src], denoised[src], lr, scale) for src, _, lr, scale in jobs if lr]
+            jobs = [(denoised[src], denoised[src], lrs) for src, _, lrs in jobs if lrs and src in denoised]
         with Pool(args.workers) as pool:
             work = pool.imap_unordered(partial(run_job, max_pixels=args.max_pixels), jobs)
             for job, error in tqdm(work, total=len(jobs), desc='HR copies / LR images'):
                 if error:
-                    failed.setdefault(job[0], error)  # one line per HR, whatever the number of scales
-    except (ImageError, FileNotFoundError, ValueError, OSError, ImportError) as error:
+                    failed[job[0]] = error  # one job (and line) per HR, whatever the number of scales
+    except (ImageError, FileNotFoundError, FileExistsError, ValueError, OSError, ImportError) as error:
         sys.exit(f'prepare_dataset: {error}')
     if failed:
         sys.exit(

@@ -37,7 +37,7 @@ def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path)
     # Interrupted run: a missing LR is the only work left, and the split is kept.
     (out / 'train' / 'LR_x8' / rel).unlink()
     _, jobs = plan(str(src), str(out), 'other', [4, 8])
-    assert [j[2] for j in jobs] == [str(out / 'train' / 'LR_x8' / rel)]
+    assert jobs == [(str(src / rel), str(out / 'train' / 'HR' / rel), [(str(out / 'train' / 'LR_x8' / rel), 8)])]
     assert (
         run_script('prepare_dataset.py', '--dataset', 'other', '--src', src, '--out', out, '--scales', 4, 8).returncode
         == 0
@@ -58,6 +58,29 @@ def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path)
         )
     )[0]
     assert item['gt'].shape == (3, 16, 16) and item['lq'].shape == (3, 4, 4)
+
+
+def test_prepare_decodes_each_hr_once_for_all_scales(tmp_path, monkeypatch):
+    import rssr_data.prepare as prepare
+
+    src = make_scenes(tmp_path / 'src', size=(48, 40), per_class=2)
+    decoded = []
+    real_decode = prepare.decode
+    monkeypatch.setattr(
+        prepare, 'decode', lambda content, name, **kw: decoded.append(name) or real_decode(content, name, **kw)
+    )
+    _, jobs = plan(str(src), str(tmp_path / 'out'), 'other', [2, 4, 8], fractions=(0.5, 0.25, 0.25))
+    assert {len(lrs) for _, _, lrs in jobs} == {3}  # one job per HR, with its three LR images
+    assert [prepare.run_job(job)[1] for job in jobs] == [None] * len(jobs)
+    assert sorted(decoded) == sorted(job[0] for job in jobs)  # one decode per HR, not one per scale
+    lr = cv2.imread(jobs[0][2][2][0], cv2.IMREAD_UNCHANGED)
+    assert lr.shape == (6, 5, 3)
+    # An HR smaller than a scale: bicubic_lr's check names it, and nothing of it is written.
+    tiny = tmp_path / 'tiny.png'
+    cv2.imwrite(str(tiny), np.zeros((6, 40, 3), np.uint8))
+    job = (str(tiny), str(tmp_path / 'o' / 'HR' / 'tiny.png'), [(str(tmp_path / 'o' / 'x8.png'), 8)])
+    assert prepare.run_job(job)[1].startswith(f'{tiny}: is 6x40, smaller than the scale 8')
+    assert not (tmp_path / 'o').exists()
 
 
 def test_nwpu_protocol_counts():
@@ -153,6 +176,17 @@ def test_lmdb_map_grows_instead_of_failing(tmp_path):
     files = sorted(str(p.relative_to(hr_dir)) for p in hr_dir.rglob('*.png'))
     assert write_lmdb(str(hr_dir), files, str(tmp_path / 'x.lmdb'), map_size=4096, compress_level=0) == 8
     assert verify_lmdb(str(tmp_path / 'x.lmdb')) == 8
+    # The one LMDB reader (datasets, image jobs, verify_lmdb): UTF-8 keys, pickles without its handle,
+    # and a missing key is one error naming the database and the key.
+    import pickle
+
+    from rssr_utils.lmdb_util import LmdbReader, meta_keys
+
+    reader = pickle.loads(pickle.dumps(LmdbReader(str(tmp_path / 'x.lmdb'))))
+    key = meta_keys(str(tmp_path / 'x.lmdb'))[0]
+    assert cv2.imdecode(np.frombuffer(reader.get(key), np.uint8), cv2.IMREAD_UNCHANGED).shape == (64, 64, 3)
+    with pytest.raises(ImageError, match=r'x\.lmdb:nope: listed in meta_info.txt but missing; rebuild'):
+        reader.get('nope')
 
 
 def test_lq_from_gt_is_matlab_bicubic_of_the_mod_cropped_hr(tmp_path):

@@ -76,4 +76,27 @@ def test_prepare_dataset_denoise(tmp_path):
     expected = np.clip(np.round(imresize(hr.astype(np.float64) / 255, 1 / 4) * 255), 0, 255)
     np.testing.assert_array_equal(lr, expected)  # LR from the denoised HR
     proc = run_script('prepare_dataset.py', *args, '--denoise', 'bm3d')
-    assert proc.returncode != 0 and 'other denoising settings' in proc.stderr
+    assert proc.returncode != 0 and 'was made with other settings (method, options differ)' in proc.stderr
+
+
+def test_prepare_dataset_denoise_lists_every_bad_hr_and_honours_max_pixels(tmp_path):
+    src = tmp_path / 'download'
+    for cls in ('a', 'b'):
+        (src / cls).mkdir(parents=True)
+        for i in range(4):
+            cv2.imwrite(str(src / cls / f'{cls}{i}.png'), clean_and_noisy(size=32, seed=i)[1])
+    (src / 'a' / 'a1.png').write_bytes(b'not a png')
+    (src / 'b' / 'b2.png').write_bytes(b'')
+    cv2.imwrite(str(src / 'b' / 'b3.png'), clean_and_noisy(size=48)[1])  # 48 x 48 > --max-pixels 2000
+    out = tmp_path / 'prepared'
+    args = ['--dataset', 'other', '--src', src, '--out', out, '--scales', '4', '--workers', '1', '--max-pixels', 2000]
+    proc = run_script('prepare_dataset.py', *args, '--fractions', 0.5, 0.25, 0.25, '--denoise', 'nlm')
+    assert proc.returncode == 1
+    listed = proc.stderr.split('are bad and were not copied')[1]
+    for name in ('a1.png', 'b2.png', 'b3.png'):  # all of them, not the first one only
+        assert str(src / name[0] / name) in listed, proc.stderr
+    assert '3 HR image(s)' in proc.stderr and '2000' in listed
+    good = [p.relative_to(src) for p in src.rglob('*.png') if p.name not in ('a1.png', 'b2.png', 'b3.png')]
+    made = {p.relative_to(out).parts[-2:] for p in out.glob('*/LR_x4/*/*.png')}
+    assert made == {rel.parts for rel in good}  # the good ones are denoised and downscaled
+    assert not (out / 'provenance.json').exists()  # written once every HR is done

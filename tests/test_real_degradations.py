@@ -365,3 +365,41 @@ def test_dataset_draws_and_model_applies(tmp_path):
     batch = torch.utils.data.default_collate([item, again])
     lr = RealDegradation(4)(batch['gt'], [unbatch(batch['degradation'], i) for i in range(2)])
     assert lr.shape == (2, 3, 24, 24) and torch.equal(lr[0], lr[1])
+
+
+def _real_model(gt_usm):
+    import rssr_patches
+
+    rssr_patches.import_registries()
+    from basicsr.models import build_model
+
+    network = dict(type='TSFNet', upscale=4, num_feat=8, num_block=1)
+    opt = dict(model_type='RSSRRealModel', scale=4, num_gpu=0, is_train=False, dist=False, gt_usm=gt_usm)
+    return build_model(dict(opt, network_g=network, path=dict(pretrain_network_g=None)))
+
+
+def test_gt_usm_sharpens_the_target_once_and_must_be_a_boolean(monkeypatch):
+    from rssr_utils.options import OptionError
+
+    torch.manual_seed(0)
+    gt = torch.rand(2, 3, 64, 64)
+    draws = [sample_for_image(load_config('fat'), 5, f'img{i}') for i in range(2)]  # fat: every draw sharpens
+    for d in draws:  # as the dataset hands them over
+        d.pop('info')
+        d.update({key: torch.from_numpy(d[key]) for key in ('kernel1', 'kernel2', 'sinc_kernel')}, peak=255.0)
+    batch = {'gt': gt, 'degradation': torch.utils.data.default_collate(draws)}
+    model = _real_model(True)
+    calls = []
+    sharpen = model.degrader.usm_sharpener.forward
+    monkeypatch.setattr(model.degrader.usm_sharpener, 'forward', lambda img: calls.append(1) or sharpen(img))
+    model.feed_data(batch)
+    assert len(calls) == 1  # one USM pass serves the target and the degradation's input
+    # The target is one pass of BasicSR's 2-D USMSharp (the separable one agrees to 3e-6; float32 sums).
+    assert (model.gt - USMSharp()(gt)).abs().max() < 1e-5
+    # The LR is the one made from that sharpened HR: the same as degrading with no target sharpening.
+    plain = _real_model(False)
+    plain.feed_data(batch)
+    assert torch.equal(model.lq, plain.lq) and torch.equal(plain.gt, gt)
+    for bad in ('true', 1, None):
+        with pytest.raises(OptionError, match=rf'gt_usm: {re.escape(repr(bad))} is not a boolean'):
+            _real_model(bad)

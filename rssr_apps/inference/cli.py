@@ -134,9 +134,7 @@ def load_network(args):
 
 def main(argv=None):
     """``rssr-infer`` command line; ``argv`` defaults to ``sys.argv[1:]``."""
-    parser = argparse.ArgumentParser(
-        prog='rssr-infer', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('input', help='image file or folder (PNG, JPEG, TIFF, GeoTIFF)')
     parser.add_argument('output', help='output folder (outputs keep the input file names)')
     which = parser.add_mutually_exclusive_group()

@@ -114,13 +114,11 @@ def load_lr(image_path, scale, lr_input=False):
         tuple[Tensor, np.ndarray]: (3, h, w) float32 RGB in [0, 1], and the same as (h, w, 3) uint8.
     """
     from rssr_data.degradations import bicubic_lr
-    from rssr_utils.image_io import ImageError, read_image
+    from rssr_utils.image_io import read_image
 
     img = read_image(image_path, to_float=False)  # BGR, the file's integer type
     if not lr_input:
-        if min(img.shape[:2]) < scale:
-            raise ImageError(f'{image_path}: {img.shape[1]}x{img.shape[0]} is smaller than the scale {scale}.')
-        img = bicubic_lr(img, scale)  # integers in, rounded integers out, as the data sets' LR files
+        img = bicubic_lr(img, scale, image_path)  # integers in, rounded integers out, as the data sets' LR files
     rgb = img[..., ::-1].astype(np.float32) / np.iinfo(img.dtype).max
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))), to_uint8(rgb)
 
@@ -343,7 +341,6 @@ def _arch_opt(text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog='rssr-lam',
         description='Local attribution maps (Gu & Dong, CVPR 2021) of registered SR networks: which LR pixels '
         'the SR output inside a window depends on, with the diffusion index (DI).',
     )
