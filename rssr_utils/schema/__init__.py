@@ -155,7 +155,7 @@ def check_options(opt, is_train, source='option file'):
     """
     from .datasets import check_dataset
     from .networks import check_file_arguments
-    from .option_file import LOSS_SLOTS, is_known_model
+    from .option_file import is_known_model
 
     upgrade_names(opt, source)
     strict = is_known_model(opt.get('model_type'))
@@ -192,13 +192,13 @@ def check_options(opt, is_train, source='option file'):
         for key in ('total_iter', 'optim_g', 'scheduler'):
             if key not in train:
                 problems.append(f'train.{key}: missing (a required key for training)')
-        for slot, loss in slots.items():
-            if loss is not None and (strict and slot not in LOSS_SLOTS and not isinstance(loss, dict)):
+        for slot, loss in slots.items():  # LOSS_SLOTS and any other `*_opt` a model may read
+            if loss is None:
                 continue
-            if loss is not None:
-                _first(problems, convert, loss, u['loss'], f'train.{slot}')
-                if isinstance(loss, dict) and not problems:
-                    _first(problems, check_file_arguments, f'train.{slot}', loss, loss.get('type'), '', policy)
+            found = len(problems)
+            _first(problems, convert, loss, u['loss'], f'train.{slot}')
+            if len(problems) == found:
+                _first(problems, check_file_arguments, f'train.{slot}', loss, loss['type'], '', policy)
     elif is_train and train is not None:
         problems.append(f'train: expected a mapping, got {train!r}')
     val = opt.get('val')

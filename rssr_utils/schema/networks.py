@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from .base import OptionError, convert
 
 MAX_PARAMETERS = 1_000_000_000  # parameters and buffers (4 GB in float32)
-MAX_MODULES = 200_000
+MAX_MODULES = 10_000  # the largest BasicSR and rssr archs have a few thousand
 # Archs that download weights when built (torchvision's pretrained VGG19 unless BasicSR's local copy exists).
 DOWNLOADS = frozenset({'VGGFeatureExtractor', 'DFDNet'})
 TRUSTED_FOLDER = 'experiments/pretrained_models/'
@@ -114,6 +114,25 @@ def _bounded_build():
             handle.remove()
 
 
+def _meta_factories():
+    """A torch function mode that puts tensors made by the factories layers allocate with (``empty``,
+    ``zeros``, ``randn``...) on the meta device and leaves the rest (``arange``, ``linspace``) on the CPU, for
+    constructors that read values back (SwinIR calls ``.item()`` on a ``linspace``)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    factories = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.randint}
+
+    class MetaFactories(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = dict(kwargs or {})
+            if func in factories:
+                kwargs['device'] = 'meta'
+            return func(*args, **kwargs)
+
+    return MetaFactories()
+
+
 def count_parameters(cls, options, key, source):
     """Build ``cls(**options)`` on the meta device (no memory) and return its parameter count.
 
@@ -123,8 +142,14 @@ def count_parameters(cls, options, key, source):
     import torch
 
     try:
-        with _bounded_build(), torch.device('meta'):
-            net = cls(**options)
+        try:
+            with _bounded_build(), torch.device('meta'):
+                net = cls(**options)
+        except (RuntimeError, NotImplementedError) as error:
+            if 'meta' not in str(error).lower():
+                raise
+            with _bounded_build(), _meta_factories():
+                net = cls(**options)
     except _TooLarge as error:
         raise OptionError(
             f'{source}: {key}: {cls.__name__} with these options has {error}; make it smaller '
