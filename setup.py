@@ -62,6 +62,7 @@ setup(
             'rssr_data',
             'rssr_model',
             'rssr_utils',
+            'rssr_utils.*',
             'rssr_patches',
             'rssr_apps',
             'rssr_apps.*',
@@ -71,7 +72,7 @@ setup(
     cmdclass={'build': build_with_autoload, 'build_autoload': build_autoload},
     install_requires=[
         'basicsr>=1.4.2',
-        'torch',
+        'torch>=2.6',  # torch.load defaults to weights_only=True; rssr never turns it off
         'torchvision',
         'numpy',
         'opencv-python',
@@ -81,6 +82,7 @@ setup(
         'scikit-image',
         'matplotlib',
         'safetensors',
+        'msgspec>=0.18',  # the option-file schema (rssr_utils.schema)
     ],
     extras_require={
         # rasterio: the GeoTIFF tests; bm3d: the denoising tests; onnx*: the export tests; ruff: the lint CI runs

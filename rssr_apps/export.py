@@ -229,7 +229,6 @@ def export_model(
     weights=None,
     param_key='params',
     official=False,
-    trust_pickle=False,
     formats=FORMATS,
     opset=DEFAULT_OPSET,
     name=None,
@@ -247,7 +246,7 @@ def export_model(
         network_opt (dict): ``network_g`` options.
         output (str): Folder for ``model.safetensors``, ``model.json``, ``model.onnx``.
         weights (str | None): Weights file (read by :mod:`rssr_utils.weights`); None keeps the initial weights.
-        param_key, official, trust_pickle: As :func:`rssr_utils.weights.build_model`.
+        param_key, official: As :func:`rssr_utils.weights.build_model`.
         formats (tuple[str]): Any of ``safetensors``, ``onnx``.
         opset (int): ONNX opset. Default: 18.
         name (str | None): Model name for the metadata (default: the arch).
@@ -267,7 +266,7 @@ def export_model(
     progress = progress or (lambda _: None)
     progress(f'building {network_opt["type"]}' + (f' with {weights}' if weights else ''))
     torch.manual_seed(0)  # initial weights (no checkpoint) are reproducible
-    net = build_model(network_opt, weights, param_key, official, trust_pickle=trust_pickle)
+    net = build_model(network_opt, weights, param_key, official)
     if pad_multiple:
         from rssr_arch.arch_util import PaddedSR
 
@@ -302,9 +301,6 @@ def main(argv=None):
     parser.add_argument('--weights', help='weights file (default with -opt: its path.pretrain_network_g)')
     parser.add_argument('--param-key', help='checkpoint entry: params or params_ema (default: param_key_g or params)')
     parser.add_argument('--official', action='store_true', help="the authors' TSFNet/FAT checkpoint")
-    parser.add_argument(
-        '--trust-pickle', action='store_true', help='allow pickled objects in the checkpoint (runs code from it)'
-    )
     parser.add_argument('--output', required=True, help='output folder')
     parser.add_argument('--formats', default='safetensors,onnx', help='comma-separated: safetensors,onnx')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
@@ -331,7 +327,6 @@ def main(argv=None):
             weights,
             args.param_key or spec.get('param_key_g') or 'params',
             args.official,
-            args.trust_pickle,
             tuple(f for f in args.formats.split(',') if f),
             args.opset,
             args.name or spec.get('name'),

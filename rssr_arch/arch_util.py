@@ -13,10 +13,20 @@ values (tests/test_export.py checks it) but more slowly.
 
 import math
 from contextlib import contextmanager
+from typing import Annotated
 
+import msgspec
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+# Constructor argument types of rssr's archs: the option schema (rssr_utils.schema) reads them, so a typo or a
+# size that would not fit in memory is refused by name before the network is built.
+Upscale = Annotated[int, msgspec.Meta(ge=1, le=64, description='upscale factor')]
+Channels = Annotated[int, msgspec.Meta(ge=1, le=4096, description='feature channels')]
+Count = Annotated[int, msgspec.Meta(ge=1, le=1024, description='blocks, layers or heads')]
+Positive = Annotated[int, msgspec.Meta(ge=1, le=65536)]
+Ratio = Annotated[float, msgspec.Meta(gt=0, le=64)]
 
 _export_mode = False
 

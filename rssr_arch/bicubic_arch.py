@@ -7,6 +7,8 @@ from basicsr.utils.matlab_functions import calculate_weights_indices
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from .arch_util import Upscale
+
 
 def bicubic_matrix(in_length, scale):
     """The (out_length, in_length) matrix of MATLAB's ``imresize(..., 'bicubic')`` along one axis.
@@ -26,7 +28,7 @@ def bicubic_matrix(in_length, scale):
 
 
 @ARCH_REGISTRY.register()
-class Bicubic(nn.Module):
+class RSSRBicubic(nn.Module):
     """Bicubic upsampling with MATLAB's kernel: the baseline row of every SR table.
 
     Computes what ``basicsr.utils.matlab_functions.imresize(lq, upscale)`` does
@@ -38,7 +40,7 @@ class Bicubic(nn.Module):
         upscale (int): Upsampling factor. Default: 4.
     """
 
-    def __init__(self, upscale=4):
+    def __init__(self, upscale: Upscale = 4):
         super().__init__()
         self.upscale = upscale
 

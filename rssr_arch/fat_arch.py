@@ -11,6 +11,7 @@ imaginary parts of the feature spectrum.
 """
 
 import math
+from typing import Literal, Optional, Union
 
 import torch
 from basicsr.archs.arch_util import to_2tuple, trunc_normal_
@@ -18,7 +19,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import exporting, irfft2_real, pad_to_multiple, remainder, rfft2_real
+from .arch_util import Channels, Count, Positive, Ratio, exporting, irfft2_real, pad_to_multiple, remainder, rfft2_real
 
 
 class ChannelAttention(nn.Module):
@@ -424,21 +425,21 @@ class FAT(nn.Module):
 
     def __init__(
         self,
-        upscale=4,
-        embed_dim=128,
-        num_blocks=6,
-        depth=3,
-        num_heads=8,
-        window_size=6,
-        mlp_ratio=4.0,
-        deterministic_eval=True,
-        num_in_ch=3,
-        num_out_ch=3,
-        upsampler_width=None,
-        fssa_chunk_size=144,
-        fssa_reduction=4,
-        fssa_hashes=4,
-        mat_fssa_hashes=2,
+        upscale: Literal[2, 3, 4, 8] = 4,
+        embed_dim: Channels = 128,
+        num_blocks: Count = 6,
+        depth: Count = 3,
+        num_heads: Count = 8,
+        window_size: Union[Count, list[Count]] = 6,
+        mlp_ratio: Ratio = 4.0,
+        deterministic_eval: bool = True,
+        num_in_ch: Channels = 3,
+        num_out_ch: Channels = 3,
+        upsampler_width: Optional[Channels] = None,
+        fssa_chunk_size: Positive = 144,
+        fssa_reduction: Count = 4,
+        fssa_hashes: Count = 4,
+        mat_fssa_hashes: Count = 2,
     ):
         super().__init__()
         windows = [window_size] * num_blocks if isinstance(window_size, int) else list(window_size)

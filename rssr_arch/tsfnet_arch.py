@@ -21,7 +21,18 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, rfft2_real, roll, self_conjugate
+from .arch_util import (
+    Channels,
+    Count,
+    Upscale,
+    atan2,
+    exporting,
+    irfft2_real,
+    pad_to_multiple,
+    rfft2_real,
+    roll,
+    self_conjugate,
+)
 
 NUM_LEVELS = 3  # downsamplings per U-Net
 # HR sides are padded to this multiple: every level's side must be even (the
@@ -445,7 +456,14 @@ class TSFNet(nn.Module):
             add their residual to the image). Default: 3.
     """
 
-    def __init__(self, upscale=8, num_feat=64, num_block=2, num_in_ch=3, num_out_ch=3):
+    def __init__(
+        self,
+        upscale: Upscale = 8,
+        num_feat: Channels = 64,
+        num_block: Count = 2,
+        num_in_ch: Channels = 3,
+        num_out_ch: Channels = 3,
+    ):
         super().__init__()
         if num_out_ch != num_in_ch:
             raise ValueError('TSFNet predicts a residual on its input, so num_out_ch must equal num_in_ch.')

@@ -48,7 +48,6 @@ import rssr_compat  # noqa: F401
 
 import numpy as np
 import torch
-import yaml
 from basicsr.data.degradations import (
     add_gaussian_noise_pt,
     add_poisson_noise_pt,
@@ -58,6 +57,9 @@ from basicsr.data.degradations import (
 from basicsr.utils import DiffJPEG, USMSharp
 from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
+
+from rssr_utils.options import OptionError, load_yaml
+from rssr_utils.schema.degradation import check_degradation
 
 KERNEL_TYPES = ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
 RESIZE_MODES = ['area', 'bilinear', 'bicubic']
@@ -159,21 +161,23 @@ def load_config(config=None, source='degradation config'):
         else:
             source = config
             try:
-                with open(config) as f:
-                    config = yaml.safe_load(f) or {}
-            except OSError as error:
+                with open(config, encoding='utf-8') as f:
+                    config = load_yaml(f, source) or {}  # safe, aliases bounded
+            except OptionError as error:
+                raise ConfigError(str(error)) from None
+            except (OSError, UnicodeDecodeError) as error:
                 raise ConfigError(
-                    f'{config}: cannot be read ({error.strerror}); give a YAML file or a preset {sorted(PRESETS)}.'
+                    f'{config}: cannot be read ({getattr(error, "strerror", None) or error}); give a YAML file or a '
+                    f'preset {sorted(PRESETS)}.'
                 ) from error
             if not isinstance(config, dict):
                 raise ConfigError(f'{source}: must be a mapping of degradation keys.')
     config = dict(config)
+    try:  # types, ranges and keys (rssr_utils.schema.degradation)
+        check_degradation(config, DEFAULTS, PRESETS, source)
+    except OptionError as error:
+        raise ConfigError(str(error)) from None
     preset = config.pop('preset', 'realesrgan')
-    if preset not in PRESETS:
-        raise ConfigError(f'{source}: unknown preset {preset!r}; use one of {sorted(PRESETS)}.')
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f'{source}: unknown key(s) {unknown}; the keys are {sorted(DEFAULTS)} and preset.')
     cfg = copy.deepcopy(DEFAULTS)
     cfg.update(copy.deepcopy(PRESETS[preset]))
     cfg.update(config)

@@ -241,21 +241,21 @@ class _PresetDataset(RSPairedDataset):
 
 
 @DATASET_REGISTRY.register()
-class UCMercedDataset(_PresetDataset):
+class RSSRUCMercedDataset(_PresetDataset):
     """UC Merced land use: 21 classes x 100 RGB .tif tiles of 256x256 (0.3 m); whole tiles for training."""
 
     GT_SIZE = 256
 
 
 @DATASET_REGISTRY.register()
-class NWPUDataset(_PresetDataset):
+class RSSRNWPUDataset(_PresetDataset):
     """NWPU-RESISC45: 45 classes x 700 RGB .jpg tiles of 256x256; whole tiles for training."""
 
     GT_SIZE = 256
 
 
 @DATASET_REGISTRY.register()
-class AIDDataset(_PresetDataset):
+class RSSRAIDDataset(_PresetDataset):
     """AID: 30 classes, 10,000 RGB images of 600x600 (0.5-8 m); 256 HR crops for training."""
 
     GT_SIZE = 256

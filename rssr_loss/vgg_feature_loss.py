@@ -51,7 +51,7 @@ def vgg19_features(last_layer, vgg_path):
 
 
 @LOSS_REGISTRY.register()
-class VGGFeatureLoss(nn.Module):
+class RSSRVGGFeatureLoss(nn.Module):
     """MSE between VGG19 features of the prediction and the target (FAT's perceptual term).
 
     FAT compares the activations of ``conv3_3`` (``vgg19().features[0:15]``,

@@ -22,12 +22,14 @@ The torchvision alias BasicSR needs before it can be imported is in
   - ``BaseModel.model_to_device``: DistributedDataParallel without
     ``device_ids`` on CPU. Why: 1.4.2 passes ``torch.cuda.current_device()``.
   - ``build_network`` (in ``basicsr.archs`` and the model modules that import
-    it): a network option the arch does not take is named, with the options
-    it accepts. Why: 1.4.2 raises a bare ``TypeError``.
+    it): :func:`rssr_utils.weights.build_network`, which checks the options
+    first (types, ranges, file arguments, parameter count on the meta device).
+    Why: 1.4.2 raises a bare ``TypeError``, reads files named by arguments and
+    allocates whatever size is asked.
   - ``BaseModel.load_network``: read weights through rssr's one loader
     (:mod:`rssr_utils.weights`: ``weights_only``, safetensors, ``param_key``
-    errors that list the file's entries). Why: 1.4.2 unpickles anything and
-    falls back from ``params_ema`` to ``params`` without saying so in errors.
+    errors that list the file's entries), falling back from a missing
+    ``params_ema`` to ``params`` with a notice as 1.4.2 does. Why: 1.4.2 unpickles anything.
   - ``parse_options`` (in ``basicsr.utils.options``, ``basicsr.train`` and
     ``basicsr.test``), ``ordered_yaml`` and ``_postprocess_yml_value``
     (:func:`patch_option_parsing`, :func:`.entry._patch_entry_points`): option files
@@ -47,10 +49,13 @@ The torchvision alias BasicSR needs before it can be imported is in
     (kill -9 leaves partial files under final names) and saves no RNG state.
   - :func:`patch_exact_resume`: ``CPUPrefetcher``/``CUDAPrefetcher`` ``reset``
     and ``next`` track the data position and, on resume, move the first epoch
-    to the saved batch with the saved random states; ``BaseModel.validation``
-    (:func:`.entry._validation`) leaves the random states as it found them. Why: 1.4.2 restarts the saved
-    epoch from its first batch with fresh random states, and a validation
-    shifts the training's random numbers (its data loader draws a seed).
+    to the saved batch with the saved random states. A state saved at an
+    iteration that also validates is written again after the validation
+    (:func:`.entry._validation`, :func:`.training.finish_pending_state`) with
+    the random states the validation left, so BasicSR's random streams are
+    unchanged (same seed, same numbers as plain BasicSR) and a resumed run draws
+    what the uninterrupted one draws. Why: 1.4.2 restarts the saved epoch from
+    its first batch with fresh random states, and saves before it validates.
   - ``BaseModel.validation`` (:func:`.entry._patch_entry_points`) also runs on the
     networks without their DistributedDataParallel wrapper. Why: 1.4.2
     validates on rank 0 only, and a wrapped forward broadcasts buffers (FAT has

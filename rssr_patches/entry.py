@@ -35,6 +35,7 @@ def _safe_parse_options(root_path, is_train=True):
     from basicsr.utils import set_random_seed
     from basicsr.utils.dist_util import get_dist_info
 
+    from rssr_utils import weights
     from rssr_utils.options import apply_force_yml, check_options, load_options
 
     parser = argparse.ArgumentParser()
@@ -50,6 +51,7 @@ def _safe_parse_options(root_path, is_train=True):
     opt = load_options(args.opt, ordered=True)
     apply_force_yml(opt, args.force_yml)
     check_options(opt, is_train, source=args.opt)
+    weights.FILE_POLICY[0] = 'trusted' if opt.get('allow_file_arguments') is True else 'options'
 
     import basicsr.utils.options as options
 
@@ -189,24 +191,27 @@ def _parse_options(root_path, is_train=True):
 
 
 def _validation(self, dataloader, current_iter, tb_logger, save_img=False):
-    """BasicSR's ``BaseModel.validation`` on the networks without their DistributedDataParallel wrapper,
-    leaving the random states as it found them."""
+    """BasicSR's ``BaseModel.validation`` on the networks without their DistributedDataParallel wrapper; then
+    the training state saved at this iteration, if any, gets the random states as the validation left them.
+
+    BasicSR's loop saves, then validates, at the same iteration; the validation's data loader draws from the
+    global RNG. The random streams stay BasicSR's own (same seed, same numbers as plain BasicSR); a run resumed
+    from that state starts from the random states after the validation, as the uninterrupted run goes on.
+    """
     from torch.nn.parallel import DistributedDataParallel
 
-    from rssr_utils.states import rng_state, set_rng_state
+    from .training import finish_pending_state
 
-    # Validation runs after a save; its data loaders draw from the global RNG, so without this the training
-    # after a validation would depend on it and a resumed run (no validation at its start) would differ.
-    saved = rng_state()
     wrapped = {name: net for name, net in vars(self).items() if isinstance(net, DistributedDataParallel)}
     for name, net in wrapped.items():
         setattr(self, name, net.module)
     try:
-        return _ORIGINAL['validation'](self, dataloader, current_iter, tb_logger, save_img)
+        result = _ORIGINAL['validation'](self, dataloader, current_iter, tb_logger, save_img)
     finally:
         for name, net in wrapped.items():
             setattr(self, name, net)
-        set_rng_state(saved)
+    finish_pending_state(self, current_iter)
+    return result
 
 
 def _patch_entry_points():

@@ -80,6 +80,32 @@ def _save_training_state(self, epoch, current_iter):
     state.update(resume_entries(epoch))
     save_path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
     save_with_retry(state, save_path, 'training state', get_root_logger())
+    val = self.opt.get('val')
+    if 'rng' in state and isinstance(val, dict) and val.get('val_freq') and current_iter % val['val_freq'] == 0:
+        # BasicSR validates right after this save; the state gets the random states the validation leaves
+        # (finish_pending_state), so that a resumed run draws what the uninterrupted one draws.
+        phases = [p for p in self.opt.get('datasets', {}) if str(p).split('_')[0] == 'val']
+        self._rssr_pending_state = [current_iter, save_path, state, max(len(phases), 1)]
+
+
+def finish_pending_state(model, current_iter):
+    """After the last validation at ``current_iter`` (one per val data set), rewrite the state saved there
+    (before the validations) with the random states now."""
+    from basicsr.utils import get_root_logger
+
+    from rssr_utils.states import rng_state, save_with_retry
+
+    pending = getattr(model, '_rssr_pending_state', None)
+    if pending is None or pending[0] != current_iter:
+        model._rssr_pending_state = None
+        return
+    pending[3] -= 1
+    if pending[3] > 0:
+        return
+    model._rssr_pending_state = None
+    _, save_path, state, _ = pending
+    state['rng'] = rng_state()
+    save_with_retry(state, save_path, 'training state', get_root_logger())
 
 
 def _prefetcher_reset(self):
@@ -149,7 +175,9 @@ def _load_network(self, net, load_path, strict=True, param_key='params'):
     logger = get_root_logger()
     net = self.get_bare_model(net)
     logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
-    load_weights(net, load_path, param_key or 'params', strict=strict, logger=logger)
+    # As BasicSR: a checkpoint without the asked entry (params_ema, when fine-tuning with EMA from a file saved
+    # without it) falls back to `params`, with a notice.
+    load_weights(net, load_path, param_key or 'params', strict=strict, logger=logger, fallback='params')
 
 
 def patch_checkpoint_saving():

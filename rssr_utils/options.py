@@ -2,97 +2,79 @@
 
 * :func:`load_options` / :class:`SafeOrderedLoader`: YAML through PyYAML's safe
   loader (plain values only: a ``!!python/...`` tag is an error naming the file
-  and line), key order kept, a key given twice in one mapping refused. BasicSR
-  1.4.2 parses option files with the unsafe loader, so a file could run code.
+  and line), key order kept, a key given twice in one mapping refused, and
+  aliases bounded: a document whose aliases would expand to more than
+  :data:`MAX_YAML_NODES` values is refused before it is built (a 2 KB file of
+  nested aliases would otherwise grow past memory wherever it is copied).
+  BasicSR 1.4.2 parses option files with the unsafe loader, so a file could run code.
 * :func:`apply_force_yml`: ``--force_yml train:total_iter=5000 name=x``; each
   value is read as a YAML value (``none`` is None, as in BasicSR). BasicSR 1.4.2
   builds a Python statement from the entry and ``exec``-s it (and ``eval``-s
   values starting with ``[``).
-* :func:`check_options`: before anything is built, every problem in the option
-  dict is listed with its key (``network_g.embed_dim: expected int, got str
-  '64'``): missing keys, types, booleans (strict: ``'no'`` is not false),
-  unknown network options, registered types and ``network_g.upscale`` against
-  ``scale``. The types come from the classes: the ``Args:`` docstrings of
-  rssr's archs, losses and datasets (``name (int | None): ... Required for
-  training.``), the annotations and defaults of ``torch.optim`` optimizers;
-  BasicSR's own classes are checked for unknown and missing keys only. The few
-  framework keys BasicSR reads itself are in :data:`FRAMEWORK_KEYS`.
+* :func:`check_options`: the typed schema of :mod:`rssr_utils.schema` (types,
+  ranges, allowed keys, registered types, file arguments, network sizes, the
+  experiment name), before anything is built.
 """
 
-import inspect
-import math
 import re
-import types
-import typing
 from collections import OrderedDict
 
 import yaml
 
-# Keys BasicSR's train/test pipelines read themselves: dotted key -> (type spec, required when).
-# `train`: required for training only; `always`: for training and testing; None: optional.
-FRAMEWORK_KEYS = {
-    'name': ('str', 'always'),
-    'model_type': ('str', 'always'),
-    'scale': ('int', None),
-    'num_gpu': ('int | str', 'always'),
-    'manual_seed': ('int | None', None),
-    'datasets': ('dict', 'always'),
-    'path': ('dict', 'always'),
-    'network_g': ('dict', 'always'),
-    'train': ('dict', 'train'),
-    'train.total_iter': ('int', 'train'),
-    'train.warmup_iter': ('int', None),
-    'train.ema_decay': ('float', None),
-    'train.optim_g': ('dict', 'train'),
-    'train.scheduler': ('dict', 'train'),
-    'train.output_weights': ('list | None', None),
-    'logger': ('dict', 'train'),
-    'logger.print_freq': ('int', 'train'),
-    'logger.save_checkpoint_freq': ('int', 'train'),
-    'logger.use_tb_logger': ('bool', None),
-    'val': ('dict | None', None),
-    'val.val_freq': ('int', 'train'),
-    'val.save_img': ('bool', None),
-    'val.metrics': ('dict | None', None),
-    'path.pretrain_network_g': ('str | None', None),
-    'path.strict_load_g': ('bool', None),
-    'path.param_key_g': ('str | None', None),
-    'path.resume_state': ('str | None', None),
-}
-# Per data set (datasets.<phase>.<key>), read by BasicSR's data loader builder.
-LOADER_KEYS = {
-    'type': ('str', 'always'),
-    'name': ('str', 'always'),
-    'batch_size_per_gpu': ('int', 'train'),
-    'num_worker_per_gpu': ('int', 'train'),
-    'dataset_enlarge_ratio': ('int', None),
-    'use_shuffle': ('bool', None),
-    'pin_memory': ('bool', None),
-    'persistent_workers': ('bool', None),
-    'num_prefetch_queue': ('int', None),
-}
-PREFETCH_MODES = (None, 'cpu', 'cuda')
-SCHEDULERS = {'MultiStepLR': 'MultiStepRestartLR', 'MultiStepRestartLR': 'MultiStepRestartLR'}
-SCHEDULERS['CosineAnnealingRestartLR'] = 'CosineAnnealingRestartLR'
-_BASE_TYPES = {
-    'int': int,
-    'float': float,
-    'bool': bool,
-    'str': str,
-    'dict': dict,
-    'list': list,
-    'tuple': list,
-    'None': type(None),
-    'none': type(None),
-}
+from rssr_utils.schema.base import OptionError
 
-
-class OptionError(ValueError):
-    """Bad option file or ``--force_yml`` entry; the message names the file and every bad key."""
+__all__ = [
+    'MAX_YAML_NODES',
+    'OptionError',
+    'SafeOrderedLoader',
+    'apply_force_yml',
+    'check_options',
+    'load_options',
+    'load_yaml',
+    'parse_value',
+]
+# Values a YAML document may expand to, aliases counted as often as they are used.
+MAX_YAML_NODES = 1_000_000
 
 
 class SafeOrderedLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
-    """PyYAML's safe loader: plain values only, mappings as ``OrderedDict`` in file order, no duplicate keys."""
+    """PyYAML's safe loader: plain values only, mappings as ``OrderedDict`` in file order, no duplicate keys,
+    aliases bounded (:data:`MAX_YAML_NODES`)."""
+
+    def construct_document(self, node):
+        _check_expansion(node)
+        return super().construct_document(node)
+
+
+def _check_expansion(root):
+    """Refuse a node graph whose full expansion (each alias counted where it is used) is too large."""
+    sizes, visiting = {}, set()
+
+    def size(node):
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in visiting:
+            raise yaml.constructor.ConstructorError(None, None, 'an alias refers to itself', node.start_mark)
+        visiting.add(id(node))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        visiting.discard(id(node))
+        sizes[id(node)] = total
+        if total > MAX_YAML_NODES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f'its aliases expand to more than {MAX_YAML_NODES:,} values; write the values out or use fewer '
+                'nested aliases',
+                node.start_mark,
+            )
+        return total
+
+    size(root)
 
 
 def _construct_mapping(loader, node):
@@ -130,6 +112,8 @@ def load_yaml(stream, source='<string>'):
         return yaml.load(stream, Loader=SafeOrderedLoader)
     except yaml.YAMLError as error:
         raise OptionError(_yaml_message(error, source)) from None
+    except RecursionError:
+        raise OptionError(f'{source}: not a valid option file (nested too deeply); flatten it.') from None
 
 
 def _plain(value):
@@ -189,368 +173,12 @@ def apply_force_yml(opt, entries):
     return opt
 
 
-# ---------------------------------------------------------------- type specs
-
-
-def _spec_from_text(text):
-    """``'int | list[int]'`` -> ``(int, (list, int))``; None when a part is not a plain YAML type."""
-    parts = [p.strip() for p in re.split(r'\||\bor\b|,(?![^\[]*\])', text) if p.strip()]
-    found = []
-    for part in parts:
-        base, _, inner = part.partition('[')
-        base = base.strip()
-        if base not in _BASE_TYPES:
-            return None
-        kind = _BASE_TYPES[base]
-        element = _spec_from_text(inner.rstrip(']')) if inner and kind is list else None
-        found.append((list, element[0]) if element and len(element) == 1 else kind)
-    return tuple(dict.fromkeys(found)) or None
-
-
-def _spec_from_annotation(annotation):
-    if annotation is inspect.Parameter.empty:
-        return None
-    if isinstance(annotation, str):
-        return _spec_from_text(annotation)
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, getattr(types, 'UnionType', None)):
-        found = []
-        for arg in typing.get_args(annotation):
-            if getattr(arg, '__name__', '') == 'Tensor':
-                continue  # never in an option file
-            spec = _spec_from_annotation(arg)
-            if spec is None:
-                return None
-            found.extend(spec)
-        return tuple(dict.fromkeys(found)) or None
-    base = origin or annotation
-    if base is type(None) or base is None:
-        return (type(None),)
-    if base in (list, tuple, typing.List, typing.Tuple):
-        return (list,)
-    if base in (int, float, bool, str, dict):
-        return (base,)
-    return None
-
-
-def _spec_from_default(default):
-    if default is inspect.Parameter.empty or default is None:
-        return None
-    if isinstance(default, (tuple, list)):
-        return (list,)
-    if type(default) in (int, float, bool, str, dict):
-        return (type(default),)
-    return None
-
-
-def _docstring_args(obj):
-    """``{name: (type text, description)}`` from the ``Args:`` section of ``obj``'s docstring."""
-    doc = inspect.getdoc(obj) or ''
-    found, current = {}, None
-    for line in doc.splitlines():
-        match = re.match(r'^\s*(\w+) \(([^)]*)\):\s*(.*)$', line)
-        if match:
-            current = match.group(1)
-            found[current] = [match.group(2), match.group(3)]
-        elif current and line.strip() and not line.strip().endswith(':'):
-            found[current][1] += ' ' + line.strip()
-        else:
-            current = None
-    return {k: (t, ' '.join(d.split())) for k, (t, d) in found.items()}
-
-
-def _is_ours(cls):
-    return getattr(cls, '__module__', '').startswith('rssr_')
-
-
-def _type_name(spec):
-    names = {int: 'int', float: 'float', bool: 'bool', str: 'str', dict: 'mapping', list: 'list', type(None): 'None'}
-    return ' or '.join(f'list of {names[k[1]]}' if isinstance(k, tuple) else names[k] for k in spec)
-
-
-def _fits_kind(value, kind):
-    if isinstance(kind, tuple):  # (list, element kind)
-        return isinstance(value, (list, tuple)) and all(_fits_kind(v, kind[1]) for v in value)
-    if kind is type(None):
-        return value is None
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return numeric and (not isinstance(value, float) or math.isfinite(value))
-    if kind is list:
-        return isinstance(value, (list, tuple))
-    return isinstance(value, kind)
-
-
-def _fits(value, spec):
-    return any(_fits_kind(value, kind) for kind in spec)
-
-
-def _hint(value, spec):
-    if not isinstance(value, str):
-        return ''
-    if bool in spec:
-        return ' (write true or false, unquoted)'
-    if float in spec and re.fullmatch(r'[-+]?\d+(\.\d*)?[eE][-+]?\d+', value.strip()):
-        return f' (YAML reads {value} as text: write it with a dot, e.g. 1.0e-4, or as !!float {value})'
-    try:
-        float(value)
-    except ValueError:
-        return ''
-    return ' (a number in quotes: remove the quotes)'
-
-
-class _Problems(list):
-    def type(self, key, value, spec):
-        if spec and not _fits(value, spec):
-            self.append(f'{key}: expected {_type_name(spec)}, got {type(value).__name__} {value!r}{_hint(value, spec)}')
-            return False
-        return True
-
-    def missing(self, key, why=''):
-        self.append(f'{key}: missing{why}')
-
-
-def _get(opt, dotted):
-    node = opt
-    for key in dotted.split('.'):
-        if not isinstance(node, dict) or key not in node:
-            return False, None
-        node = node[key]
-    return True, node
-
-
-def _check_table(problems, opt, table, prefix, is_train):
-    for key, (text, required) in table.items():
-        present, value = _get(opt, key)
-        _, parent = _get(opt, key.rpartition('.')[0]) if '.' in key else (True, opt)
-        if not present:
-            # A key is missing only where its section is there (`val: ~` needs no val_freq).
-            if isinstance(parent, dict) and (required == 'always' or (required == 'train' and is_train)):
-                problems.missing(prefix + key)
-            continue
-        problems.type(prefix + key, value, _spec_from_text(text))
-
-
-def _check_call(problems, key, cls, kwargs, skip=(), check_types=None):
-    """Check ``kwargs`` against ``cls``'s constructor (or a function's signature); return the parameters."""
-    try:
-        signature = inspect.signature(cls)
-    except (TypeError, ValueError):
-        return {}
-    params = {n: p for n, p in signature.parameters.items() if n not in skip and n != 'self'}
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    named = {n: p for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    name = getattr(cls, '__name__', str(cls))
-    for option in kwargs:
-        if option not in named and not takes_any:
-            problems.append(f'{key}.{option}: {name} takes no such option; it takes {sorted(named)}')
-    for option, param in named.items():
-        if param.default is inspect.Parameter.empty and option not in kwargs:
-            problems.missing(f'{key}.{option}', f' ({name} needs it)')
-    if check_types is None:
-        check_types = _is_ours(cls)
-    doc = _docstring_args(cls) if check_types else {}
-    for option, value in kwargs.items():
-        param = named.get(option)
-        if param is None:
-            continue
-        spec = None
-        if option in doc:
-            spec = _spec_from_text(doc[option][0])
-        if spec is None and check_types:
-            spec = _spec_from_annotation(param.annotation) or _spec_from_default(param.default)
-            if spec is not None and param.default is None:
-                spec = spec + (type(None),)
-        if spec is not None and check_types:
-            problems.type(f'{key}.{option}', value, spec)
-        elif isinstance(value, str) and type(param.default) in (bool, int, float):
-            # Other packages' classes: only the clear case, text where the default is a number or a boolean.
-            problems.type(f'{key}.{option}', value, (type(param.default),))
-    return named
-
-
-def _registered(problems, key, type_name, registry, kind):
-    """The class (or function) registered as ``type_name``; None with a problem added."""
-    if type_name is None:
-        problems.missing(f'{key}.type', f' (the {kind} to build)')
-        return None
-    if not isinstance(type_name, str):
-        problems.type(f'{key}.type', type_name, (str,))
-        return None
-    try:
-        return registry.get(type_name)
-    except KeyError:
-        problems.append(
-            f'{key}.type: no {kind} named {type_name!r} is registered; registered: {sorted(registry.keys())}'
-        )
-        return None
-
-
-def _check_network(problems, key, net_opt, scale):
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    cls = _registered(problems, key, net_opt.get('type'), ARCH_REGISTRY, 'network')
-    if cls is None:
-        return
-    kwargs = {k: v for k, v in net_opt.items() if k != 'type'}
-    params = _check_call(problems, key, cls, kwargs)
-    if not isinstance(scale, int) or isinstance(scale, bool):
-        return
-    for name in ('upscale', 'scale'):
-        param = params.get(name)
-        if param is None:
-            continue
-        value = kwargs.get(name, param.default)
-        if isinstance(value, int) and not isinstance(value, bool) and value != scale:
-            given = '' if name in kwargs else f" ({cls.__name__}'s default)"
-            problems.append(
-                f'{key}.{name} is {value}{given} but scale is {scale}: the network would make x{value} outputs '
-                f'for x{scale} pairs; set both to the same factor'
-            )
-        break
-
-
-def _dataset_spec(cls):
-    """``{key: (type spec, description)}`` of the keys in the data set's ``opt (dict)`` docstring."""
-    for klass in cls.__mro__:
-        doc = _docstring_args(klass)
-        if 'opt' in doc:
-            return {k: v for k, v in doc.items() if k != 'opt'}
-    return {}
-
-
-def _required(description, phase, dataset_opt):
-    found = re.search(r'Required(?: for (training))?(?: unless (\w+))?\.', description)
-    if found is None:
-        return False
-    if found.group(1) and phase != 'train':
-        return False
-    return not (found.group(2) and dataset_opt.get(found.group(2)))
-
-
-def _check_dataset(problems, phase, dataset_opt, scale):
-    from basicsr.utils.registry import DATASET_REGISTRY
-
-    key = f'datasets.{phase}'
-    stage = phase.split('_')[0]
-    _check_table(problems, dataset_opt, LOADER_KEYS, key + '.', is_train=stage == 'train')
-    if dataset_opt.get('prefetch_mode') not in PREFETCH_MODES:
-        problems.append(
-            f'{key}.prefetch_mode: expected one of {list(PREFETCH_MODES)}, got {dataset_opt["prefetch_mode"]!r}'
-        )
-    cls = (
-        _registered(problems, key, dataset_opt.get('type'), DATASET_REGISTRY, 'dataset')
-        if 'type' in dataset_opt
-        else None
-    )
-    if cls is None or not _is_ours(cls):
-        return
-    expanded = dict(dataset_opt, phase=stage)
-    if scale is not None:
-        expanded['scale'] = scale  # BasicSR copies the top-level scale into every data set; checked there
-    if hasattr(cls, 'expand_options'):
-        expanded = cls.expand_options(expanded)
-    for option, (text, description) in _dataset_spec(cls).items():
-        if option == 'phase' or (option == 'scale' and scale is not None):
-            continue
-        if option not in expanded:
-            if _required(description, stage, expanded):
-                why = 'set the top-level scale' if option == 'scale' else description
-                problems.missing(f'{key}.{option}', f' ({why})')
-            continue
-        problems.type(f'{key}.{option}', expanded[option], _spec_from_text(text))
-    gt_size, scale = expanded.get('gt_size'), expanded.get('scale')
-    if stage == 'train' and _fits(gt_size, (int,)) and _fits(scale, (int,)) and scale > 0 and gt_size % scale:
-        problems.append(f'{key}.gt_size: {gt_size} is not a multiple of scale {scale}; the LR crop would not align')
-
-
-def _check_training(problems, train):
-    import torch
-    from basicsr.models import lr_scheduler
-    from basicsr.utils.registry import LOSS_REGISTRY
-
-    optim = train.get('optim_g')
-    if isinstance(optim, dict):
-        name = optim.get('type')
-        cls = getattr(torch.optim, name, None) if isinstance(name, str) else None
-        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-            problems.append(f'train.optim_g.type: {name!r} is not a torch.optim optimizer (e.g. Adam, AdamW, SGD)')
-        else:
-            kwargs = {k: v for k, v in optim.items() if k != 'type'}
-            _check_call(problems, 'train.optim_g', cls, kwargs, skip=('params',), check_types=True)
-    scheduler = train.get('scheduler')
-    if isinstance(scheduler, dict):
-        name = scheduler.get('type')
-        if name not in SCHEDULERS:
-            problems.append(f'train.scheduler.type: expected one of {sorted(SCHEDULERS)}, got {name!r}')
-        else:
-            kwargs = {k: v for k, v in scheduler.items() if k != 'type'}
-            cls = getattr(lr_scheduler, SCHEDULERS[name])
-            _check_call(problems, 'train.scheduler', cls, kwargs, ('optimizer',), check_types=True)
-    for slot, loss_opt in train.items():
-        if not slot.endswith('_opt') or loss_opt is None:
-            continue
-        if not isinstance(loss_opt, dict):
-            problems.type(f'train.{slot}', loss_opt, (dict, type(None)))
-            continue
-        cls = _registered(problems, f'train.{slot}', loss_opt.get('type'), LOSS_REGISTRY, 'loss')
-        if cls is not None:
-            _check_call(problems, f'train.{slot}', cls, {k: v for k, v in loss_opt.items() if k != 'type'})
-    decay = train.get('ema_decay')
-    if _fits(decay, (float,)) and not 0 <= decay < 1:
-        problems.append(f'train.ema_decay: {decay} is outside [0, 1)')
-
-
-def _check_metrics(problems, metrics):
-    from basicsr.utils.registry import METRIC_REGISTRY
-
-    for name, metric in (metrics or {}).items():
-        key = f'val.metrics.{name}'
-        if not isinstance(metric, dict):
-            problems.type(key, metric, (dict,))
-            continue
-        func = _registered(problems, key, metric.get('type'), METRIC_REGISTRY, 'metric')
-        if func is not None:
-            kwargs = {k: v for k, v in metric.items() if k != 'type'}
-            _check_call(problems, key, func, kwargs, skip=('img', 'img2'), check_types=True)
-
-
 def check_options(opt, is_train, source='option file'):
-    """Check a parsed option dict (after ``--force_yml``); raise :class:`OptionError` listing every problem.
+    """Check a parsed option dict (after ``--force_yml``) with :func:`rssr_utils.schema.check_options`.
 
-    Call it after rssr's registries are imported (the types are looked up).
+    Raises :class:`OptionError` with one line per problem (``<file>: <key>: <fix>``). Call it after rssr's
+    registries are imported (the types are looked up).
     """
-    problems = _Problems()
-    _check_table(problems, opt, FRAMEWORK_KEYS, '', is_train)
-    num_gpu = opt.get('num_gpu')
-    if isinstance(num_gpu, str) and num_gpu != 'auto':
-        problems.append(f"num_gpu: expected an int or 'auto', got {num_gpu!r}")
-    scale = opt.get('scale')
-    if _fits(scale, (int,)) and scale < 1:
-        problems.append(f'scale: expected a positive int, got {scale}')
-    for key in opt:
-        if key.startswith('network_') and isinstance(opt[key], dict):
-            _check_network(problems, key, opt[key], scale)
-    datasets = opt.get('datasets')
-    if isinstance(datasets, dict):
-        for phase, dataset_opt in datasets.items():
-            stage = str(phase).split('_')[0]
-            if stage not in ('train', 'val', 'test'):
-                problems.append(f'datasets.{phase}: a phase is train, val* or test*')
-            elif not isinstance(dataset_opt, dict):
-                problems.type(f'datasets.{phase}', dataset_opt, (dict,))
-            elif stage != 'train' or is_train:
-                _check_dataset(problems, phase, dataset_opt, opt.get('scale'))
-        if is_train and 'train' not in datasets:
-            problems.missing('datasets.train')
-    if is_train and isinstance(opt.get('train'), dict):
-        _check_training(problems, opt['train'])
-    if isinstance(opt.get('val'), dict):
-        _check_metrics(problems, opt['val'].get('metrics'))
-    if problems:
-        lines = '\n  '.join(problems)
-        raise OptionError(f'{source}: {len(problems)} problem(s) in the options:\n  {lines}')
+    from rssr_utils.schema import check_options as check
+
+    check(opt, is_train, source)

@@ -23,15 +23,14 @@ def looks_like_pickle(path):
     return head[:1] == b'\x80' or head == b'PK\x03\x04'
 
 
-def load_torch_file(path, what, error_class, refused_fix, weights_only=True, safe_globals=(), map_location='cpu'):
-    """``torch.load`` whose errors are one line naming ``path`` and the fix.
+def load_torch_file(path, what, error_class, refused_fix, safe_globals=(), map_location='cpu'):
+    """``torch.load(weights_only=True)`` whose errors are one line naming ``path`` and the fix.
 
     Args:
         path (str): The file.
         what (str): What the file should be, for the messages ('PyTorch checkpoint', 'training state').
         error_class (type): The exception raised (a ValueError subclass).
         refused_fix (str): The sentence that says what to do with a file that asks for Python objects.
-        weights_only (bool): As ``torch.load``. Default: True (never run code from the file).
         safe_globals (Sequence[type]): Python types allowed besides containers, numbers and tensors.
         map_location: As ``torch.load``. Default: 'cpu'.
     """
@@ -44,7 +43,7 @@ def load_torch_file(path, what, error_class, refused_fix, weights_only=True, saf
             torch.serialization.add_safe_globals(list(safe_globals))
     try:
         with allowed:
-            return torch.load(path, map_location=map_location, weights_only=weights_only)
+            return torch.load(path, map_location=map_location, weights_only=True)  # never code from a file
     except pickle.UnpicklingError as error:
         found = re.search(r'GLOBAL (\S+)', str(error))
         if found is None and not looks_like_pickle(path):  # a damaged or foreign file

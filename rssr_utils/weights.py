@@ -9,8 +9,9 @@ Files:
 
 * ``*.safetensors``: read with ``safetensors`` (no pickle at all);
 * anything else: ``torch.load(weights_only=True)``, which refuses files that
-  would run code on load. ``trust_pickle=True`` (``--trust-pickle``) lifts that
-  for a file you trust, and is never the default.
+  would run code on load; nothing in rssr ever loads with ``weights_only=False``
+  (a pickle that needs code is refused with the way to convert it, outside rssr,
+  to a plain state dict).
 
 Containers (:func:`select_state_dict`):
 
@@ -28,7 +29,12 @@ Sidecars: ``rssr-export`` writes ``model.safetensors`` with ``model.json``
 beside it (:func:`sidecar_path`): the ``network_g`` options, scale, input
 range, padding and rssr version. :func:`build_model` with ``network_opt=None``
 rebuilds the network from it, so such a model needs no option file and no
-pickle at all.
+pickle at all. A sidecar is checked like an option file's ``network_g``
+(:func:`rssr_utils.schema.check_sidecar`) and may name no file or download.
+
+Every network is built by :func:`build_network`, which checks its options first
+(:func:`rssr_utils.schema.check_network`: types, ranges, file arguments, the
+parameter count on the meta device).
 """
 
 import inspect
@@ -54,13 +60,11 @@ def _is_bare(state):
     return isinstance(state, dict) and bool(state) and all(torch.is_tensor(v) for v in state.values())
 
 
-def read_weights_file(path, trust_pickle=False):
+def read_weights_file(path):
     """Read a weights file to Python containers of CPU tensors without running code from it.
 
     Args:
         path (str): ``.safetensors``, or a PyTorch file (``.pth``, ``.pt``, ...).
-        trust_pickle (bool): Allow arbitrary pickled objects (runs code from the
-            file: only for files you trust). Default: False.
 
     Returns:
         dict: The file's content (a state dict or a dict of state dicts).
@@ -83,9 +87,9 @@ def read_weights_file(path, trust_pickle=False):
         path,
         'PyTorch checkpoint',
         WeightsError,
-        'If you trust its source, pass --trust-pickle (or convert it once with '
-        'scripts/convert_official_checkpoint.py --trust-pickle).',
-        weights_only=not trust_pickle,
+        '(rssr never loads with weights_only=False.) If you trust its source, convert it once in a separate '
+        "Python: torch.save(torch.load(path, weights_only=False)['params'], 'plain.pth') (or save_file from "
+        'safetensors.torch), then use plain.pth.',
     )
 
 
@@ -129,7 +133,7 @@ def select_state_dict(checkpoint, param_key='params', official=False, source='ch
     return strip_module(checkpoint[param_key])
 
 
-def read_state_dict(path, param_key='params', official=False, arch=None, trust_pickle=False):
+def read_state_dict(path, param_key='params', official=False, arch=None):
     """Read a weights file and return the state dict for our modules.
 
     Args:
@@ -137,9 +141,8 @@ def read_state_dict(path, param_key='params', official=False, arch=None, trust_p
         param_key (str): BasicSR entry to use (``params`` or ``params_ema``). Default: 'params'.
         official (bool): The authors' file: converted for ``arch`` by rssr_arch's converters.
         arch (str): Registered arch name (needed with ``official``).
-        trust_pickle (bool): See :func:`read_weights_file`.
     """
-    state = select_state_dict(read_weights_file(path, trust_pickle), param_key, official, source=path)
+    state = select_state_dict(read_weights_file(path), param_key, official, source=path)
     if official:
         from rssr_arch import convert_official_state_dict
 
@@ -150,15 +153,28 @@ def read_state_dict(path, param_key='params', official=False, arch=None, trust_p
     return state
 
 
-def load_weights(net, path, param_key='params', official=False, strict=True, trust_pickle=False, logger=None):
+def load_weights(net, path, param_key='params', official=False, strict=True, logger=None, fallback=None):
     """Load a weights file into ``net`` (see :func:`read_state_dict`) and return ``net``.
+
+    ``fallback``: an entry to use when the file has no ``param_key`` entry, with
+    a logged notice, as BasicSR's ``load_network`` falls back from
+    ``params_ema`` to ``params`` (fine-tuning with EMA from a checkpoint saved
+    without it).
 
     With ``strict`` a file that does not fit the network is an error naming the
     file, the arch and the differing keys; otherwise the differences are logged
     (as BasicSR's ``load_network`` does) and the matching tensors loaded.
     """
     arch = type(net).__name__
-    state = read_state_dict(path, param_key, official, arch, trust_pickle)
+    if fallback and not official:
+        checkpoint = read_weights_file(path)
+        if isinstance(checkpoint, dict) and param_key not in checkpoint and _is_bare(checkpoint.get(fallback)):
+            if logger is not None:
+                logger.info(f'Loading: {path} has no {param_key!r} entry; using {fallback!r} (as BasicSR does).')
+            param_key = fallback
+        state = select_state_dict(checkpoint, param_key, source=path)
+    else:
+        state = read_state_dict(path, param_key, official, arch)
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -218,18 +234,25 @@ def read_sidecar(weights):
     network = sidecar.get('network_g')
     if not isinstance(network, dict) or 'type' not in network:
         raise WeightsError(f'{path}: has no network_g with a type; re-export the model.')
+    from rssr_utils.schema import check_sidecar
+
+    check_sidecar(sidecar, path)  # an OptionError (ValueError) naming the key
     return sidecar
 
 
 def arch_class(name):
     """The class registered as ``name`` in BasicSR's ARCH_REGISTRY (BasicSR's archs and rssr's imported).
 
-    Also finds BasicSR's ``<name>_basicsr`` entries; an unknown name is a ValueError listing the registered ones.
+    Also finds BasicSR's ``<name>_basicsr`` entries and rssr's old names (``Bicubic``, with a notice); an
+    unknown name is a ValueError listing the registered ones.
     """
     import basicsr.archs  # noqa: F401  (registers BasicSR's archs)
     from basicsr.utils.registry import ARCH_REGISTRY
 
     import rssr_arch  # noqa: F401  (registers rssr's)
+    from rssr_utils.schema import upgrade_names
+
+    name = upgrade_names({'network_g': {'type': name}}, f'arch {name!r}')['network_g']['type']
 
     try:
         return ARCH_REGISTRY.get(name)
@@ -245,42 +268,54 @@ def scale_argument(arch):
     return next((k for k in ('upscale', 'scale') if k in params), None)
 
 
-def build_network(opt):
-    """BasicSR's ``build_network`` (``type`` + the arch's arguments) that names an option the arch does not take.
+def build_network(opt, source='option file', policy=None, key='network_g'):
+    """BasicSR's ``build_network`` (``type`` + the arch's arguments), checked before anything is allocated.
 
-    :mod:`rssr_patches` installs it in place of BasicSR's own, so option files get the same message.
+    :mod:`rssr_patches` installs it in place of BasicSR's own, so every network
+    BasicSR's models build goes through here too.
+
+    Args:
+        opt (dict): ``type`` and the arch's arguments (``network_g``).
+        source (str): Where the options come from, for messages.
+        policy (str | None): Which file arguments are allowed (see
+            :func:`rssr_utils.schema.networks.check_file_arguments`); None: the
+            one of the option file being run (:data:`FILE_POLICY`).
+        key (str): The block's key, for messages.
+
+    Raises:
+        OptionError: one line naming the key and the fix (wrong type, unknown
+        option, a file argument not allowed, more parameters than the limit).
     """
+    import basicsr.archs  # noqa: F401  (registers BasicSR's archs)
     from basicsr.utils import get_root_logger
 
-    opt = dict(opt)
-    arch = opt.pop('type', None)
-    cls = arch_class(arch)
-    try:
-        net = cls(**opt)
-    except TypeError as error:
-        if 'unexpected keyword argument' not in str(error):
-            raise
-        accepted = [p for p in inspect.signature(cls).parameters if p != 'self']
-        raise TypeError(
-            f'network type {arch!r}: {error}. It accepts {accepted}; fix that key in the '
-            'option file (network_g / network_d).'
-        ) from error
+    from rssr_utils.schema import check_network, upgrade_names
+
+    opt = upgrade_names({key: dict(opt)}, source)[key]
+    cls = check_network(opt, key, source, policy or FILE_POLICY[0])
+    opt.pop('type')
+    net = cls(**opt)
     get_root_logger().info(f'Network [{net.__class__.__name__}] is created.')
     return net
 
 
-def build_model(network_opt, weights=None, param_key='params', official=False, device='cpu', trust_pickle=False):
+# The file-argument policy of the option file being run ('options' or 'trusted'; rssr_patches sets it).
+FILE_POLICY = ['options']
+
+
+def build_model(network_opt, weights=None, param_key='params', official=False, device='cpu', policy=None):
     """Build ``network_opt`` (a ``network_g`` dict) from BasicSR's ARCH_REGISTRY and load ``weights``.
 
+    ``policy``: the file arguments allowed (``model_options(...)['file_policy']``).
     With ``network_opt=None`` the network comes from the sidecar of ``weights``
-    (:func:`read_sidecar`); a sidecar's ``pad_multiple`` wraps it in
+    (:func:`read_sidecar`, no file arguments at all); a sidecar's ``pad_multiple`` wraps it in
     :class:`rssr_arch.arch_util.PaddedSR` (as SwinIR's test pads).
 
     Returns:
-        nn.Module: The network in eval mode on ``device``. An unknown ``type`` is a
-        ValueError, an option the arch does not take a TypeError naming it.
+        nn.Module: The network in eval mode on ``device``. Bad network options
+        are an OptionError (a ValueError) naming the key (:func:`build_network`).
     """
-    pad_multiple = None
+    pad_multiple, source = None, 'network options'
     if network_opt is None:
         sidecar = read_sidecar(weights) if weights else None
         if sidecar is None:
@@ -289,10 +324,11 @@ def build_model(network_opt, weights=None, param_key='params', official=False, d
                 '-opt or --arch, or export the model with scripts/export.py (it writes the sidecar).'
             )
         network_opt, pad_multiple = sidecar['network_g'], sidecar.get('pad_multiple')
+        source, policy = sidecar_path(weights), 'sidecar'
 
-    net = build_network(network_opt)
+    net = build_network(network_opt, source, policy)
     if weights:
-        load_weights(net, weights, param_key, official, trust_pickle=trust_pickle)
+        load_weights(net, weights, param_key, official)
     if pad_multiple:
         from rssr_arch.arch_util import PaddedSR
 
@@ -319,10 +355,14 @@ def model_options(opt_path):
         inputs to multiples of the window; None for other models).
     """
     from rssr_utils.options import load_options
+    from rssr_utils.schema import check_network, upgrade_names
 
     opt = load_options(opt_path)  # safe loader: an OptionError (ValueError) names the file and line
     if not isinstance(opt.get('network_g'), dict):
         raise ValueError(f'{opt_path}: no network_g section (a mapping with the arch type and its options).')
+    upgrade_names(opt, opt_path)
+    policy = 'trusted' if opt.get('allow_file_arguments') is True else 'options'
+    check_network(opt['network_g'], 'network_g', opt_path, policy)
     network = dict(opt['network_g'])
     path = opt.get('path') or {}
     return {
@@ -333,4 +373,5 @@ def model_options(opt_path):
         'model_type': opt.get('model_type'),
         'name': opt.get('name'),
         'pad_multiple': network.get('window_size') if opt.get('model_type') == 'SwinIRModel' else None,
+        'file_policy': policy,
     }

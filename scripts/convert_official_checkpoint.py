@@ -18,16 +18,11 @@ def main():
     parser.add_argument('--input', required=True, help='official checkpoint (.pth / .pt)')
     parser.add_argument('--output', required=True, help='where to write the converted checkpoint')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output file')
-    parser.add_argument(
-        '--trust-pickle',
-        action='store_true',
-        help='allow an input holding pickled Python objects (runs code from the file: only for files you trust)',
-    )
     args = parser.parse_args()
     if os.path.exists(args.output) and not args.overwrite:
         parser.error(f'{args.output} exists; pass --overwrite to replace it.')
     try:
-        state = read_state_dict(args.input, official=True, arch=args.arch, trust_pickle=args.trust_pickle)
+        state = read_state_dict(args.input, official=True, arch=args.arch)
     except (WeightsError, FileNotFoundError) as error:
         parser.exit(2, f'convert_official_checkpoint: {error}\n')
     if args.output.endswith('.safetensors'):

@@ -16,7 +16,7 @@ from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch.nn import functional as F
 
-import rssr_arch  # noqa: F401  (registers Bicubic, before basicsr)
+import rssr_arch  # noqa: F401  (registers RSSRBicubic, before basicsr)
 from rssr_apps.benchmark import count_flops, run_benchmark, write_reports
 from rssr_apps.benchmark.models import build_benchmark_model, count_parameters, model_spec, super_resolve
 from rssr_apps.benchmark.quality import METRICS, SKIMAGE_IMAGES, prepare_dataset
@@ -84,7 +84,7 @@ def _save_checkpoint(network_g, file, key='params'):
 
 def test_bicubic_arch_is_matlab_imresize():
     lq = torch.rand(2, 3, 13, 19, dtype=torch.float64)
-    net = ARCH_REGISTRY.get('Bicubic')(upscale=4)
+    net = ARCH_REGISTRY.get('RSSRBicubic')(upscale=4)
     out = net(lq.float())
     for sr, img in zip(out, lq):
         ref = imresize(img.numpy().transpose(1, 2, 0), 4)
@@ -139,7 +139,7 @@ def test_benchmark_x8_numbers_outputs_and_failures(tmp_path):
     edsr = _tiny_edsr(scale)
     trained = _save_checkpoint(edsr, ckpt, key='params_ema')
     models = [
-        {'name': 'Bicubic', 'network_g': {'type': 'Bicubic', 'upscale': scale}},
+        {'name': 'Bicubic', 'network_g': {'type': 'RSSRBicubic', 'upscale': scale}},
         {'name': 'EDSR', 'network_g': edsr, 'pretrain_network_g': ckpt, 'param_key_g': 'params_ema'},
         {'name': 'MSRResNet', 'network_g': {'type': 'MSRResNet', 'num_feat': 8, 'num_block': 1, 'upscale': scale}},
         {
@@ -237,7 +237,7 @@ def test_lmdb_gives_the_folder_numbers(tmp_path):
     from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
     scale = 4
-    models = [{'name': 'Bicubic', 'network_g': {'type': 'Bicubic', 'upscale': scale}}]
+    models = [{'name': 'Bicubic', 'network_g': {'type': 'RSSRBicubic', 'upscale': scale}}]
     folder = _options(tmp_path, scale, models, quality='all')
     prepare_dataset('skimage', folder['datasets']['skimage'], scale)
     lmdb = {'type': 'PairedImageDataset', 'io_backend': {'type': 'lmdb'}}
@@ -264,7 +264,7 @@ def test_rssr25_samples_x4(samples_dir, tmp_path):
         'dataroot_lq': str(samples_dir / 'train' / 'LR'),
         'io_backend': {'type': 'disk'},
     }
-    models = [{'name': 'Bicubic', 'network_g': {'type': 'Bicubic', 'upscale': scale}}]
+    models = [{'name': 'Bicubic', 'network_g': {'type': 'RSSRBicubic', 'upscale': scale}}]
     result = run_benchmark(_options(tmp_path, scale, models, datasets={'rssr25': dataset}))
     names = sorted(os.listdir(dataset['dataroot_gt']))
     direct = [

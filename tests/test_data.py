@@ -46,7 +46,7 @@ def test_prepare_generates_matlab_lr_and_reproducible_resumable_splits(tmp_path)
     # The preset reads the layout; training crops and tensors come out right.
     item = build_dataset(
         dict(
-            type='UCMercedDataset',
+            type='RSSRUCMercedDataset',
             name='u',
             phase='train',
             root=str(out),
@@ -119,14 +119,14 @@ def test_folder_to_lmdb_round_trip_and_basicsr_reads_it(tmp_path):
 
 
 def test_presets_read_the_lmdbs_the_readme_command_writes(tmp_path):
-    """README's create_lmdb example writes <root>/<split>/{HR,LR_x8}.lmdb; UCMercedDataset finds them."""
+    """README's create_lmdb example writes <root>/<split>/{HR,LR_x8}.lmdb; RSSRUCMercedDataset finds them."""
     root = tmp_path / 'UCMerced'
     split = root / 'train'
     make_scenes(split / 'HR', size=(32, 40))
     for p in (split / 'HR').rglob('*.png'):
         (split / 'LR_x8' / p.parent.name).mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(split / 'LR_x8' / p.parent.name / p.name), cv2.resize(cv2.imread(str(p)), (5, 4)))
-    preset = dict(type='UCMercedDataset', root=str(root), split='train', scale=8)
+    preset = dict(type='RSSRUCMercedDataset', root=str(root), split='train', scale=8)
     # Before packing: the error names the database it looked for and the command that makes it.
     with pytest.raises(FileNotFoundError) as error:
         dataset(**preset, io_backend={'type': 'lmdb'})

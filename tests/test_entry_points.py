@@ -76,7 +76,8 @@ REGISTERED = textwrap.dedent("""
     import basicsr.train
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
-    for registry, names in ((ARCH_REGISTRY, ['FAT', 'TSFNet', 'Bicubic']), (LOSS_REGISTRY, ['ExtremumVarianceLoss']),
+    for registry, names in ((ARCH_REGISTRY, ['FAT', 'TSFNet', 'RSSRBicubic']),
+                            (LOSS_REGISTRY, ['ExtremumVarianceLoss']),
                             (DATASET_REGISTRY, ['RSPairedDataset']), (MODEL_REGISTRY, ['RSSRModel'])):
         for name in names:
             assert name in registry, (name, registry._name)

@@ -286,7 +286,7 @@ def evil_checkpoint(request, tmp_path):
 
 
 def _refused(text, path):
-    return str(path) in text and 'refused' in text and '--trust-pickle' in text
+    return str(path) in text and 'refused' in text and 'convert it once' in text
 
 
 def test_every_command_refuses_a_pickle_that_would_run_code(evil_checkpoint, tmp_path, capsys):

@@ -15,10 +15,10 @@ import pytest
 import torch
 from basicsr.utils.matlab_functions import imresize
 
-import rssr_arch  # noqa: F401  (registers Bicubic, FAT)
+import rssr_arch  # noqa: F401  (registers RSSRBicubic, FAT)
 import rssr_data  # noqa: F401
 from rssr_apps.inference import main as infer_main
-from rssr_arch.bicubic_arch import Bicubic
+from rssr_arch.bicubic_arch import RSSRBicubic
 from rssr_data import lmdb_util
 from rssr_utils.image_io import MAX_PIXELS, ImageError, header_size, read_image
 from tests.helpers.data import basicsr_lmdb_pairs, call_script, dataset, make_scenes, png_bomb
@@ -294,7 +294,7 @@ def test_8_a_decompression_bomb_in_a_folder_is_reported_and_the_others_run(tmp_p
     (tmp_path / 'in' / 'b_empty.png').write_bytes(b'')
     write(tmp_path / 'in' / 'c_ok.png', smooth(8, 8))
     with pytest.raises(SystemExit, match='2 of 3 scene'):
-        infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'Bicubic')
+        infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'RSSRBicubic')
     err = capsys.readouterr().err
     assert 'a_bomb.png: 100000x100000 = 10000000000 pixels' in err and f'limit of {MAX_PIXELS}' in err
     assert 'b_empty.png: is empty (0 bytes)' in err
@@ -322,7 +322,7 @@ def test_8_a_sparse_100000_pixel_geotiff_is_refused_before_reading(tmp_path, cap
             pass  # no block written: a few KiB on disk, 28 GiB to read
     write(tmp_path / 'in' / 'small.tif', smooth(8, 8))
     with pytest.raises(SystemExit, match='1 of 2 scene'):
-        infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'Bicubic')
+        infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'RSSRBicubic')
     assert 'huge.tif: 100000x100000 = 10000000000 pixels (about 27.9 GiB to read)' in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['small.tif']
 
@@ -395,23 +395,23 @@ def test_12_extract_subimages_names_bad_lr_and_never_mixes_crop_sizes(tmp_path):
 @pytest.mark.parametrize('size', [(1, 1), (1, 3), (2, 1), (5, 7)])
 def test_15_bicubic_arch_matches_imresize_on_tiny_scenes(size):
     x = np.random.default_rng(0).random(size + (3,))
-    out = Bicubic(4)(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
+    out = RSSRBicubic(4)(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
     np.testing.assert_allclose(out, imresize(x, 4), atol=1e-6)
 
 
 def test_15_rssr_infer_keeps_outputs_unless_asked(tmp_path, capsys):
     for name in ('a.png', 'b.png', 'one pixel é.png'):
         write(tmp_path / 'in' / name, smooth(1, 1) if name.startswith('one') else smooth(6, 6))
-    infer(tmp_path / 'in' / 'a.png', tmp_path / 'out', '--arch', 'Bicubic')
+    infer(tmp_path / 'in' / 'a.png', tmp_path / 'out', '--arch', 'RSSRBicubic')
     first = (tmp_path / 'out' / 'a.png').read_bytes()
     write(tmp_path / 'out' / 'a.png', np.zeros((4, 4, 3), np.uint8))  # a user's edit of a result
     edited = (tmp_path / 'out' / 'a.png').read_bytes()
     with pytest.raises(SystemExit, match=r'1 output\(s\) exist, e.g. .*a.png; pass --overwrite'):
-        infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'Bicubic')
+        infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'RSSRBicubic')
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.png']
-    infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'Bicubic', '--skip-existing')  # an interrupted run goes on
+    infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'RSSRBicubic', '--skip-existing')  # an interrupted run goes on
     assert '1 existing output(s) kept' in capsys.readouterr().err
     assert (tmp_path / 'out' / 'a.png').read_bytes() == edited
     assert cv2.imread(str(tmp_path / 'out' / 'one pixel é.png')).shape == (4, 4, 3)
-    infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'Bicubic', '--overwrite')
+    infer(tmp_path / 'in', tmp_path / 'out', '--arch', 'RSSRBicubic', '--overwrite')
     assert (tmp_path / 'out' / 'a.png').read_bytes() == first

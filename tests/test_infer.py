@@ -93,7 +93,7 @@ def test_png_scenes_through_the_cli_keep_8_and_16_bit(tmp_path):
         tmp_path / 'in',
         tmp_path / 'out',
         '--arch',
-        'Bicubic',
+        'RSSRBicubic',
         '--arch-args',
         '{"upscale": 2}',
         '--tile',
@@ -135,7 +135,7 @@ def test_geotiff_keeps_crs_scales_transform_and_dtype(tmp_path):
         src,
         tmp_path / 'out',
         '--arch',
-        'Bicubic',
+        'RSSRBicubic',
         '--arch-args',
         '{"upscale": 4}',
         '--tile',
@@ -177,7 +177,9 @@ def test_float_geotiff_round_trips_through_the_minmax_stretch(tmp_path):
         transform=from_origin(10, 50, 0.1, 0.1),
     ) as f:
         f.write(data)
-    run(src, tmp_path / 'out', '--arch', 'Bicubic', '--arch-args', '{"upscale": 2}', '--tile', '8', '--overlap', '4')
+    run(
+        src, tmp_path / 'out', '--arch', 'RSSRBicubic', '--arch-args', '{"upscale": 2}', '--tile', '8', '--overlap', '4'
+    )
     with rasterio.open(tmp_path / 'out' / 'refl.tif') as out:
         assert out.dtypes == ('float32',) * 3 and out.transform.a == pytest.approx(0.05)
         assert 'RSSR_STRETCH' in out.tags()
@@ -193,7 +195,7 @@ def test_png_to_streamed_tiff_with_ext(tmp_path):
         tmp_path / 'a.png',
         tmp_path / 'out',
         '--arch',
-        'Bicubic',
+        'RSSRBicubic',
         '--arch-args',
         '{"upscale": 2}',
         '--tile',
@@ -214,13 +216,13 @@ def test_bad_input_gives_a_message_and_leaves_nothing(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / 'in' / 'grey.png'), np.zeros((8, 8), np.uint8))
     cv2.imwrite(str(tmp_path / 'in' / 'ok.png'), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(SystemExit, match='2 of 3 scene'):
-        run(tmp_path / 'in', tmp_path / 'out', '--arch', 'Bicubic')
+        run(tmp_path / 'in', tmp_path / 'out', '--arch', 'RSSRBicubic')
     err = capsys.readouterr().err
     assert 'broken.png: cannot be decoded' in err and 'grey.png: has 1 band' in err
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['ok.png']  # the good scene, nothing partial
 
     with pytest.raises(SystemExit, match='overwrite its input'):
-        run(tmp_path / 'in' / 'ok.png', tmp_path / 'in', '--arch', 'Bicubic')
+        run(tmp_path / 'in' / 'ok.png', tmp_path / 'in', '--arch', 'RSSRBicubic')
     weights = tmp_path / 'w.pth'
     torch.save({'params': {'body.0.weight': torch.zeros(1)}}, weights)
     with pytest.raises(SystemExit, match=r'w.pth does not fit MSRResNet.*missing keys'):

@@ -64,7 +64,9 @@ def test_tiled_equals_whole_image_when_the_receptive_field_fits_the_overlap(tmp_
         num_gpu=0,
         manual_seed=0,
         datasets=dict(
-            test_1=dict(name='tiny', type='UCMercedDataset', root=str(tmp_path / 'data'), io_backend=dict(type='disk'))
+            test_1=dict(
+                name='tiny', type='RSSRUCMercedDataset', root=str(tmp_path / 'data'), io_backend=dict(type='disk')
+            )
         ),
         network_g=network,
         path=dict(pretrain_network_g=str(tmp_path / 'net.pth'), strict_load_g=True, param_key_g='params'),

@@ -122,16 +122,17 @@ def test_training_refuses_hostile_state_and_weights(tmp_path, how):
     assert not marker.exists()
 
 
-def test_official_checkpoint_payload_needs_trust_pickle(tmp_path):
+def test_official_checkpoint_payload_is_refused_with_the_way_to_convert_it(tmp_path):
     marker = tmp_path / 'pwned'
     hostile = tmp_path / 'official.pth'
     torch.save({'state_dict': {'w': torch.zeros(1)}, 'args': Payload(marker)}, hostile)
     convert = [sys.executable, str(REPO / 'scripts' / 'convert_official_checkpoint.py'), '--arch', 'FAT']
     proc = run([*convert, '--input', str(hostile), '--output', str(tmp_path / 'out.pth')], tmp_path, check=False)
-    assert proc.returncode != 0 and 'official.pth' in proc.stderr and '--trust-pickle' in proc.stderr
+    assert proc.returncode != 0 and 'official.pth' in proc.stderr and 'weights_only=False' in proc.stderr
+    assert '--trust-pickle' not in proc.stderr and 'convert it once' in proc.stderr
     infer = [sys.executable, str(REPO / 'scripts' / 'infer.py'), str(tmp_path), str(tmp_path / 'out'), '--arch', 'FAT']
     proc = run([*infer, '--weights', str(hostile), '--official', '--device', 'cpu'], tmp_path, check=False)
-    assert proc.returncode != 0 and 'official.pth' in proc.stderr and '--trust-pickle' in proc.stderr
+    assert proc.returncode != 0 and 'official.pth' in proc.stderr and 'convert it once' in proc.stderr
     assert not marker.exists() and not (tmp_path / 'out.pth').exists()
 
 

@@ -1,4 +1,4 @@
-"""VGGFeatureLoss: FAT's conv3_3 MSE on [-1,1] images, from a local weight file only."""
+"""RSSRVGGFeatureLoss: FAT's conv3_3 MSE on [-1,1] images, from a local weight file only."""
 
 import pytest
 import torch
@@ -22,7 +22,7 @@ def vgg_file(tmp_path_factory):
 
 def test_equals_mse_of_conv3_3_features_on_minus_one_one(vgg_file):
     path, reference = vgg_file
-    loss = build_loss(dict(type='VGGFeatureLoss', loss_weight=0.001, vgg_path=path))
+    loss = build_loss(dict(type='RSSRVGGFeatureLoss', loss_weight=0.001, vgg_path=path))
     assert len(loss.features) == 15 and isinstance(loss.features[-1], torch.nn.Conv2d)
     torch.manual_seed(1)
     pred, gt = torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(2, 3, 32, 32)
@@ -39,6 +39,6 @@ def test_equals_mse_of_conv3_3_features_on_minus_one_one(vgg_file):
 def test_missing_weights_name_the_path_and_do_not_download(tmp_path):
     missing = tmp_path / 'nowhere' / 'vgg19.pth'
     with pytest.raises(FileNotFoundError, match='nowhere/vgg19.pth'):
-        build_loss(dict(type='VGGFeatureLoss', vgg_path=str(missing)))
+        build_loss(dict(type='RSSRVGGFeatureLoss', vgg_path=str(missing)))
     with pytest.raises(ValueError, match='conv9_9'):
-        build_loss(dict(type='VGGFeatureLoss', layer='conv9_9', vgg_path=str(missing)))
+        build_loss(dict(type='RSSRVGGFeatureLoss', layer='conv9_9', vgg_path=str(missing)))

@@ -127,7 +127,7 @@ def load_network(args):
         spec = {'network_g': None}  # from the sidecar of --weights
     weights = args.weights or spec.get('pretrain_network_g')
     param_key = args.param_key or spec.get('param_key_g') or 'params'
-    net = build_model(spec['network_g'], weights, param_key, args.official, args.device, args.trust_pickle)
+    net = build_model(spec['network_g'], weights, param_key, args.official, args.device, spec.get('file_policy'))
     network_g = spec['network_g'] or read_sidecar(weights)['network_g']
     return net, scale_of(network_g, net) or args.scale, weights
 
@@ -153,11 +153,6 @@ def main(argv=None):
         help='checkpoint entry to load: params or params_ema (default with -opt: its param_key_g, else params)',
     )
     parser.add_argument('--official', action='store_true', help='convert an official TSFNet/FAT checkpoint')
-    parser.add_argument(
-        '--trust-pickle',
-        action='store_true',
-        help='allow a checkpoint holding pickled objects (runs code from the file: only for files you trust)',
-    )
     parser.add_argument('--scale', type=int, help='upscale factor when the arch has no `upscale` argument')
     parser.add_argument('--tile', type=int, default=256, help='tile side, LR pixels (default 256)')
     parser.add_argument(

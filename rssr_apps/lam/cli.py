@@ -132,7 +132,7 @@ def _folder_names(specs):
     return names
 
 
-def prepare_models(specs, device, scale=None, random_init=False, trust_pickle=False):
+def prepare_models(specs, device, scale=None, random_init=False):
     """Build and load every model (all errors before any attribution).
 
     Returns:
@@ -156,7 +156,7 @@ def prepare_models(specs, device, scale=None, random_init=False, trust_pickle=Fa
             network_g['deterministic_eval'] = True
         torch.manual_seed(0)  # networks without weights are reproducible
         try:
-            net = build_model(network_g, device=device)
+            net = build_model(network_g, device=device, policy=spec.get('file_policy'))
         except TypeError as error:
             raise TypeError(
                 f'{spec["name"]}: network_g {network_g} does not fit {network_g["type"]}: {error}'
@@ -168,9 +168,7 @@ def prepare_models(specs, device, scale=None, random_init=False, trust_pickle=Fa
                     f'{spec["name"]}: weights file {weights} not found; fix pretrain_network_g / --weights, '
                     'or pass --random-init to attribute the untrained network.'
                 )
-            load_weights(
-                net, weights, spec['param_key_g'], spec['official'], spec['strict_load_g'], trust_pickle, logger
-            )
+            load_weights(net, weights, spec['param_key_g'], spec['official'], spec['strict_load_g'], logger)
         models.append((spec, net.eval(), weights))
     return models, scale
 
@@ -265,7 +263,6 @@ def run_lam(
     device='cpu',
     alpha=0.3,
     random_init=False,
-    trust_pickle=False,
     progress=True,
     log=print,
 ):
@@ -282,7 +279,7 @@ def run_lam(
     check_settings(**settings)
     if osp.exists(out_dir) and not osp.isdir(out_dir):
         raise ValueError(f'--output {out_dir} exists and is not a folder; choose another path.')
-    models, scale = prepare_models(specs, device, scale, random_init, trust_pickle)
+    models, scale = prepare_models(specs, device, scale, random_init)
     lr, lr_rgb = load_lr(image, scale, lr_input)
     check_window(window, (lr.shape[1] * scale, lr.shape[2] * scale))
     lr = lr.to(device)
@@ -373,7 +370,6 @@ def parse_args(argv=None):
         help='ignore weights files and attribute untrained networks (seed 0): the map then shows '
         'the architecture prior only',
     )
-    models.add_argument('--trust-pickle', action='store_true', help='allow pickled objects in trusted weights files')
     parser.add_argument('--image', required=True, help='HR image (downscaled with bicubic_lr) or LR with --lr-input')
     parser.add_argument('--lr-input', action='store_true', help='--image is already the LR input')
     parser.add_argument(
@@ -431,7 +427,6 @@ def main(argv=None):
             args.device,
             args.alpha,
             args.random_init,
-            args.trust_pickle,
             not args.no_progress,
             log=functools.partial(print, flush=True),
         )
