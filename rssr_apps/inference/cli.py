@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rssr_utils.guards import check_apart, non_negative_int, positive_int
 from rssr_utils.image_io import MAX_PIXELS, add_max_pixels_argument
 from rssr_utils.memory import peak_rss_mib
 from rssr_utils.tiling import TiledSR
@@ -77,7 +78,8 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progre
     _, h, w = data.shape
     s = engine.scale
     th, tw, ys, xs = engine.grid(h, w)
-    tmp = f'{dst}.part{osp.splitext(dst)[1]}'
+    # Hidden, and never an image name a folder scan would take; the final name may hold any byte (os.replace).
+    tmp = osp.join(osp.dirname(dst), f'.rssr-infer-{os.getpid()}.part{osp.splitext(dst)[1]}')
     use_rasterio = dst.lower().endswith(TIFF_EXTENSIONS) and _rasterio() is not None
     stretched = not (
         np.issubdtype(meta['dtype'], np.unsignedinteger) and (offset, span) == (0.0, float(np.iinfo(meta['dtype']).max))
@@ -160,17 +162,17 @@ def main(argv=None):
         action='store_true',
         help='allow a checkpoint holding pickled objects (runs code from the file: only for files you trust)',
     )
-    parser.add_argument('--scale', type=int, help='upscale factor when the arch has no `upscale` argument')
-    parser.add_argument('--tile', type=int, default=256, help='tile side, LR pixels (default 256)')
+    parser.add_argument('--scale', type=positive_int, help='upscale factor when the arch has no `upscale` argument')
+    parser.add_argument('--tile', type=positive_int, default=256, help='tile side, LR pixels (default 256)')
     parser.add_argument(
         '--overlap',
-        type=int,
+        type=non_negative_int,
         default=32,
         help='tile overlap, LR pixels (default 32); 0: side by '
         'side, as the official TSFNet evaluation (x8: --tile 32 --overlap 0 = 256 HR blocks)',
     )
-    parser.add_argument('--batch-size', type=int, default=4, help='tiles per forward (default 4)')
-    parser.add_argument('--bands', type=int, nargs=3, default=(1, 2, 3), help='RGB band numbers of GeoTIFFs')
+    parser.add_argument('--batch-size', type=positive_int, default=4, help='tiles per forward (default 4)')
+    parser.add_argument('--bands', type=positive_int, nargs=3, default=(1, 2, 3), help='RGB band numbers of GeoTIFFs')
     parser.add_argument(
         '--stretch',
         choices=['auto', 'dtype', 'minmax'],
@@ -198,6 +200,10 @@ def main(argv=None):
     if args.onnx and (args.weights or args.precision != 'fp32'):
         parser.error('--onnx runs the exported float32 model: no --weights or --precision with it')
     try:
+        check_apart(args.output, [args.input, args.weights, args.onnx, args.opt], 'output folder')
+    except ValueError as error:
+        sys.exit(f'rssr-infer: {error}')
+    try:
         net, scale, weights = load_network(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         sys.exit(f'rssr-infer: {error}')
@@ -220,9 +226,6 @@ def main(argv=None):
         sys.exit(f'rssr-infer: {args.input}: no such file or folder.')
     names = [osp.basename(f) for f in files]
     outputs = [osp.join(args.output, osp.splitext(n)[0] + args.ext if args.ext else n) for n in names]
-    clash = next((src for src, dst in zip(files, outputs) if osp.exists(dst) and osp.samefile(src, dst)), None)
-    if clash:
-        sys.exit(f'rssr-infer: {clash}: the output would overwrite its input; choose another output folder.')
     if len(set(outputs)) < len(outputs):
         twice = sorted({dst for dst in outputs if outputs.count(dst) > 1})
         sys.exit(f'rssr-infer: several inputs would write {twice[0]}; rename them or drop --ext.')
