@@ -154,9 +154,9 @@ def _sunras_size(b):
 
 def _jp2_size(b):
     if b.startswith(b'\xff\x4f\xff\x51'):  # raw codestream: SIZ right after SOC
-        if len(b) < 22:
+        if len(b) < 24:
             return None
-        xsiz, ysiz, xo, yo = struct.unpack('>IIII', b[6:22])
+        xsiz, ysiz, xo, yo = struct.unpack('>IIII', b[8:24])  # after the marker, Lsiz and Rsiz
         return xsiz - xo, ysiz - yo
     at = b.find(b'ihdr', 0, 65536)  # JP2 header box: height, width
     if at < 0 or at + 12 > len(b):

@@ -219,6 +219,11 @@ def safe_relpath(rel, source):
     return norm
 
 
+def shown(path):
+    """``path`` for messages: bytes that are not UTF-8 appear as ``\\xNN`` escapes (never an encoding error)."""
+    return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
 def text_name(rel, where):
     """``rel`` when it is valid UTF-8 text, else an :class:`ImageError` naming it (with its bytes shown as escapes).
 
@@ -228,9 +233,9 @@ def text_name(rel, where):
     try:
         rel.encode('utf-8')
     except UnicodeEncodeError:
-        shown = os.fsencode(os.path.join(where, rel)).decode('utf-8', 'backslashreplace')
         raise ImageError(
-            f'{shown}: the file name is not valid UTF-8; rename it (e.g. convmv -f latin1 -t utf8 --notest).'
+            f'{shown(os.path.join(where, rel))}: the file name is not valid UTF-8; '
+            'rename it (e.g. convmv -f latin1 -t utf8 --notest).'
         ) from None
     return rel
 
@@ -241,7 +246,8 @@ def inside(root, rel):
     real, top = os.path.realpath(path), os.path.realpath(root)
     if os.path.commonpath([real, top]) != top:
         raise ImageError(
-            f'{path}: is a symbolic link out of {root} (to {real}); copy the file into the folder, or remove the link.'
+            f'{shown(path)}: is a symbolic link out of {shown(root)} (to {shown(real)}); copy what it points to into '
+            'the folder, or remove the link.'
         )
     return rel
 

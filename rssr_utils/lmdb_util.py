@@ -24,7 +24,7 @@ import lmdb
 import numpy as np
 
 from .guards import check_apart
-from .image_io import MAX_PIXELS, ImageError, path_key, read_raw, safe_relpath
+from .image_io import MAX_PIXELS, ImageError, path_key, read_raw, safe_relpath, text_name
 
 LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt'}
 
@@ -36,10 +36,7 @@ def image_key(rel_path):
         raise ValueError(f'{rel_path}: BasicSR LMDB keys cannot contain dots; rename the file.')
     if '\n' in key or '\r' in key:
         raise ValueError(f'{rel_path!r}: the name holds a line break, which meta_info.txt cannot list; rename it.')
-    try:
-        key.encode('utf-8')
-    except UnicodeEncodeError as error:
-        raise ValueError(f'{rel_path!r}: the name is not valid UTF-8; rename the file.') from error
+    text_name(rel_path, '')  # keys are UTF-8
     return key
 
 

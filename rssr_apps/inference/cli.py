@@ -47,10 +47,10 @@ import torch
 from tqdm import tqdm
 
 from rssr_utils.guards import check_apart, non_negative_int, positive_int
-from rssr_utils.image_io import MAX_PIXELS, add_max_pixels_argument
+from rssr_utils.image_io import MAX_PIXELS, add_max_pixels_argument, shown
 from rssr_utils.memory import peak_rss_mib
 from rssr_utils.tiling import TiledSR
-from rssr_utils.weights import build_model, model_options, read_sidecar, scale_of
+from rssr_utils.weights import build_model, model_options, read_sidecar, scale_argument, scale_of
 
 from .raster import (
     IMAGE_EXTENSIONS,
@@ -120,18 +120,27 @@ def load_network(args):
         from .onnx import OnnxSR
 
         net = OnnxSR(args.onnx, args.device)
+        if args.scale and net.upscale and args.scale != net.upscale:
+            raise ValueError(f'--scale {args.scale}: {args.onnx} is x{net.upscale}; drop --scale.')
         return net, args.scale or net.upscale, args.onnx
     if args.opt:
         spec = model_options(args.opt)
     elif args.arch:
-        spec = {'network_g': {'type': args.arch, **args.arch_args}}
+        network = {'type': args.arch, **args.arch_args}
+        key = args.scale and scale_argument(args.arch)
+        if key and network.setdefault(key, args.scale) != args.scale:
+            raise ValueError(f'--scale {args.scale} and --arch-args {key}: {network[key]} disagree; give one of them.')
+        spec = {'network_g': network}
     else:
         spec = {'network_g': None}  # from the sidecar of --weights
     weights = args.weights or spec.get('pretrain_network_g')
     param_key = args.param_key or spec.get('param_key_g') or 'params'
     net = build_model(spec['network_g'], weights, param_key, args.official, args.device, args.trust_pickle)
     network_g = spec['network_g'] or read_sidecar(weights)['network_g']
-    return net, scale_of(network_g, net) or args.scale, weights
+    scale = scale_of(network_g, net)
+    if scale and args.scale and scale != args.scale:  # never run another scale than the one asked for
+        raise ValueError(f'--scale {args.scale}: the model is x{scale}; drop --scale or use a x{args.scale} model.')
+    return net, scale or args.scale, weights
 
 
 def main(argv=None):
@@ -247,8 +256,9 @@ def main(argv=None):
                 engine, src, dst, args.bands, args.stretch, progress=not args.quiet, max_pixels=args.max_pixels
             )
         except (ValueError, OSError, cv2.error, MemoryError) as error:  # this scene only: report it, go on
-            print(f'rssr-infer: {error}' if src in str(error) else f'rssr-infer: {src}: {error}', file=sys.stderr)
-            failed.append(src)
+            named = src in str(error) or shown(src) in str(error)
+            print(f'rssr-infer: {error}' if named else f'rssr-infer: {shown(src)}: {error}', file=sys.stderr)
+            failed.append(shown(src))
         except RuntimeError as error:  # out of memory and other runtime failures: the next scene would fail too
             hint = ' Lower --batch-size or --tile.' if 'out of memory' in str(error).lower() else ''
             sys.exit(f'rssr-infer: {src}: {error}{hint}')
