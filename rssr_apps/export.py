@@ -25,7 +25,10 @@ PyTorch's through onnxruntime on one input (``--no-verify`` skips that).
 """
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
 import re
 import sys
@@ -284,8 +287,14 @@ def export_model(
     # ONNX first: a graph that cannot be traced leaves no safetensors behind either.
     if 'onnx' in formats:
         result['onnx'] = osp.join(output, 'model.onnx')
+        # A failed trace prints and logs its whole graph: kept back, and shown only when the export succeeds.
+        shapes_log, printed = logging.getLogger('torch.fx.experimental.symbolic_shapes'), io.StringIO()
+        level = shapes_log.level
+        shapes_log.setLevel(logging.ERROR)
         try:
-            error = export_onnx(net, info, result['onnx'], opset, verify, optimize)
+            with contextlib.redirect_stderr(printed):
+                error = export_onnx(net, info, result['onnx'], opset, verify, optimize)
+            sys.stderr.write(printed.getvalue())
         except ValueError:
             raise
         except Exception as exc:  # noqa: BLE001  (a tracing failure is pages long: one line, naming the arch)
@@ -297,6 +306,8 @@ def export_model(
                 f'{network_opt["type"]}: cannot be exported to ONNX ({first[:160]}); '
                 'export it with --formats safetensors, or run it in PyTorch (rssr-infer).'
             ) from exc
+        finally:
+            shapes_log.setLevel(level)
         if error is not None:
             result['onnx_max_abs_error'] = error
         log(f'wrote {result["onnx"]} (opset {opset}' + (f', max |onnxruntime - torch| {error:.2e})' if verify else ')'))

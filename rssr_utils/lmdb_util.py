@@ -29,14 +29,13 @@ from .image_io import MAX_PIXELS, ImageError, path_key, read_raw, safe_relpath, 
 LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt'}
 
 
-def image_key(rel_path):
-    """LMDB key of an image: its relative path without extension, '/'-separated."""
-    key = path_key(rel_path)
+def image_key(rel_path, root=''):
+    """LMDB key of an image: its relative path without extension, '/'-separated (``root``: for messages)."""
+    key = path_key(text_name(rel_path, root))  # keys are UTF-8
     if '.' in key:
         raise ValueError(f'{rel_path}: BasicSR LMDB keys cannot contain dots; rename the file.')
     if '\n' in key or '\r' in key:
         raise ValueError(f'{rel_path!r}: the name holds a line break, which meta_info.txt cannot list; rename it.')
-    text_name(rel_path, '')  # keys are UTF-8
     return key
 
 
@@ -119,7 +118,7 @@ def _encode(root, rel, level, fmt, max_pixels):
         raise ImageError(f'{path}: cannot be encoded as {ext.upper()}.')
     h, w = img.shape[:2]
     c = 1 if img.ndim == 2 else img.shape[2]
-    return image_key(rel), buf.tobytes(), f'{ext} ({h},{w},{c})'
+    return image_key(rel, root), buf.tobytes(), f'{ext} ({h},{w},{c})'
 
 
 def _file_size(path):
