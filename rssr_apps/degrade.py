@@ -20,6 +20,7 @@ import sys
 import rssr_compat  # noqa: F401
 
 from rssr_data.real_degradations import ConfigError, check_size, describe, image_seed, load_config, sample_for_image
+from rssr_utils.guards import non_negative_int, positive_int
 from rssr_utils.image_io import ImageError
 from rssr_utils.image_jobs import Run, Source, execute, to_image, to_tensor
 
@@ -72,20 +73,17 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--input', required=True, help='HR folder or .lmdb')
     parser.add_argument('--output', required=True, help='LR folder or .lmdb (provenance.json inside)')
-    parser.add_argument('--scale', type=int, required=True, help='LR = HR / scale, e.g. 2 3 4 8 16')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--scale', type=positive_int, required=True, help='LR = HR / scale, e.g. 2 3 4 8 16')
+    parser.add_argument('--seed', type=non_negative_int, default=0)
     parser.add_argument('--config', default='realesrgan', help='preset (realesrgan, fat) or YAML file')
-    parser.add_argument('--workers', type=int, default=1, help='processes (default 1)')
-    parser.add_argument('--batch-size', type=int, default=4, help='images per batch (default 4)')
+    parser.add_argument('--workers', type=positive_int, default=1, help='processes (default 1)')
+    parser.add_argument('--batch-size', type=positive_int, default=4, help='images per batch (default 4)')
     parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:1 or auto (default)')
     parser.add_argument('--ext', choices=['.png', '.tif'], help='output format (default: the input one when lossless)')
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument('--resume', action='store_true', help='skip finished images of an earlier run')
     mode.add_argument('--overwrite', action='store_true', help='replace the outputs of an earlier run')
-    args = parser.parse_args(argv)
-    if args.scale < 1 or args.workers < 1 or args.batch_size < 1:
-        parser.error('--scale, --workers and --batch-size must be positive')
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):

@@ -20,6 +20,7 @@ import rssr_compat  # noqa: F401
 
 from rssr_data.degradations import check_lr_size
 from rssr_data.denoise import DEFAULT_STRENGTH, METHODS, denoise, psnr
+from rssr_utils.guards import float_in, int_in, positive_int
 from rssr_utils.image_io import MAX_PIXELS, ImageError, decode, path_key, read_bytes, read_image, write_image
 from rssr_utils.image_jobs import Run, Source, execute
 
@@ -57,10 +58,13 @@ def add_arguments(parser, required=True):
         required=required,
         help='nlm: OpenCV non-local means; bm3d: the bm3d package',
     )
-    parser.add_argument('--strength', type=float, help=f'NLM h / BM3D sigma in 8-bit grey levels ({DEFAULT_STRENGTH})')
-    parser.add_argument('--h-color', type=float, help='NLM strength of the colour components (default: --strength)')
-    parser.add_argument('--nlm-template', type=int, default=7, help='NLM patch size (default 7)')
-    parser.add_argument('--nlm-search', type=int, default=21, help='NLM search window (default 21)')
+    strength = float_in(0, 255, above=True)
+    parser.add_argument(
+        '--strength', type=strength, help=f'NLM h / BM3D sigma in 8-bit grey levels ({DEFAULT_STRENGTH})'
+    )
+    parser.add_argument('--h-color', type=strength, help='NLM strength of the colour components (default: --strength)')
+    parser.add_argument('--nlm-template', type=int_in(1, 99, odd=True), default=7, help='NLM patch size, odd (7)')
+    parser.add_argument('--nlm-search', type=int_in(1, 199, odd=True), default=21, help='NLM search window, odd (21)')
     parser.add_argument('--bm3d-profile', default='np', help="bm3d profile ('np', 'refilter', 'lc', ...)")
 
 
@@ -175,14 +179,12 @@ def main(argv=None):
     parser.add_argument('--input', required=True, help='HR folder or .lmdb')
     parser.add_argument('--output', required=True, help='new folder or .lmdb (never the input)')
     add_arguments(parser)
-    parser.add_argument('--workers', type=int, default=1)
+    parser.add_argument('--workers', type=positive_int, default=1)
     parser.add_argument('--ext', choices=['.png', '.tif'], help='output format (default: the input one when lossless)')
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument('--resume', action='store_true', help='skip finished images of an earlier run')
     mode.add_argument('--overwrite', action='store_true', help='replace the outputs of an earlier run')
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if osp.realpath(args.input) == osp.realpath(args.output):
-        sys.exit('denoise: --output must differ from --input (denoising never works in place).')
     strength, options = settings_from(args, args.method)
     started = False
     try:

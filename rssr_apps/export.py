@@ -25,14 +25,19 @@ PyTorch's through onnxruntime on one input (``--no-verify`` skips that).
 """
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
+import re
 import sys
 from os import path as osp
 
 import numpy as np
 import torch
 
+from rssr_utils.guards import check_apart, check_replace, non_negative_int, positive_int
 from rssr_utils.states import save_atomic
 from rssr_utils.weights import SIDECAR_FORMAT, WeightsError, build_model, model_options, scale_argument, scale_of
 
@@ -182,6 +187,12 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
         f'{info["name"]}: x{info["scale"]} super-resolution. Input float32 (B, 3, H, W) RGB in [0, 1], '
         f'H, W >= {multiple}; output (B, 3, {info["scale"]}H, {info["scale"]}W) in [0, 1].'
     )
+    written = next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), None)
+    if written != opset:  # the exporter falls back to its own opset when it cannot convert the graph
+        raise ValueError(
+            f'--opset {opset}: the exporter cannot write {info["name"]} in that opset (it made opset {written}); '
+            f'use --opset {written} or another one it supports.'
+        )
     for key, value in onnx_metadata(info, opset).items():
         model.metadata_props.add(key=key, value=value)
     progress('checking the ONNX graph and saving it')
@@ -239,6 +250,7 @@ def export_model(
     optimize=False,
     log=print,
     progress=None,
+    overwrite=False,
 ):
     """Export ``network_opt`` (a ``network_g`` dict) with ``weights`` into the folder ``output``.
 
@@ -256,6 +268,7 @@ def export_model(
         optimize (bool): Run onnxscript's optimizer on the graph (slow for large graphs).
         log (callable): Prints what was written. Default: print.
         progress (callable | None): Hears of each step as it starts (rssr-export: a line on stderr).
+        overwrite (bool): Replace existing model files in ``output`` (refused otherwise).
 
     Returns:
         dict: Paths written and, with ``verify``, ``onnx_max_abs_error``.
@@ -263,6 +276,9 @@ def export_model(
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ValueError(f'--formats {",".join(formats)}: choose from {",".join(FORMATS)}.')
+    check_apart(output, [weights], '--output')
+    files = {'safetensors': ('model.safetensors', 'model.json'), 'onnx': ('model.onnx',)}
+    check_replace([osp.join(output, name) for fmt in formats for name in files[fmt]], overwrite)
     progress = progress or (lambda _: None)
     progress(f'building {network_opt["type"]}' + (f' with {weights}' if weights else ''))
     torch.manual_seed(0)  # initial weights (no checkpoint) are reproducible
@@ -276,17 +292,38 @@ def export_model(
     info = describe(net, dict(network_opt), name, pad_multiple, tile, overlap)
     os.makedirs(output, exist_ok=True)
     result = {}
+    # ONNX first: a graph that cannot be traced leaves no safetensors behind either.
+    if 'onnx' in formats:
+        result['onnx'] = osp.join(output, 'model.onnx')
+        # A failed trace prints and logs its whole graph: kept back, and shown only when the export succeeds.
+        shapes_log, printed = logging.getLogger('torch.fx.experimental.symbolic_shapes'), io.StringIO()
+        level = shapes_log.level
+        shapes_log.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stderr(printed):
+                error = export_onnx(net, info, result['onnx'], opset, verify, optimize, progress)
+            sys.stderr.write(printed.getvalue())
+        except ValueError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (a tracing failure is pages long: one line, naming the arch)
+            cause = exc
+            while cause.__cause__ or cause.__context__:  # the innermost error says what could not be traced
+                cause = cause.__cause__ or cause.__context__
+            first = re.sub(r'\x1b\[[0-9;]*m', '', (str(cause).strip() or type(cause).__name__).splitlines()[0])
+            raise ValueError(
+                f'{network_opt["type"]}: cannot be exported to ONNX ({first[:160]}); '
+                'export it with --formats safetensors, or run it in PyTorch (rssr-infer).'
+            ) from exc
+        finally:
+            shapes_log.setLevel(level)
+        if error is not None:
+            result['onnx_max_abs_error'] = error
+        log(f'wrote {result["onnx"]} (opset {opset}' + (f', max |onnxruntime - torch| {error:.2e})' if verify else ')'))
     if 'safetensors' in formats:
         result['safetensors'] = osp.join(output, 'model.safetensors')
         save_safetensors(net, info, result['safetensors'])
         result['sidecar'] = osp.join(output, 'model.json')
         log(f'wrote {result["safetensors"]} and {result["sidecar"]}')
-    if 'onnx' in formats:
-        result['onnx'] = osp.join(output, 'model.onnx')
-        error = export_onnx(net, info, result['onnx'], opset, verify, optimize, progress)
-        if error is not None:
-            result['onnx_max_abs_error'] = error
-        log(f'wrote {result["onnx"]} (opset {opset}' + (f', max |onnxruntime - torch| {error:.2e})' if verify else ')'))
     return result
 
 
@@ -297,19 +334,26 @@ def main(argv=None):
     which.add_argument('-opt', help='BasicSR option file: network_g, path.pretrain_network_g, path.param_key_g')
     which.add_argument('--arch', help='registered arch, e.g. FAT, TSFNet, EDSR')
     parser.add_argument('--arch-args', type=json.loads, default={}, help='JSON constructor arguments of --arch')
-    parser.add_argument('--scale', type=int, help='upscale factor, for --arch (sets its upscale argument)')
+    parser.add_argument('--scale', type=positive_int, help='upscale factor, for --arch (sets its upscale argument)')
     parser.add_argument('--weights', help='weights file (default with -opt: its path.pretrain_network_g)')
     parser.add_argument('--param-key', help='checkpoint entry: params or params_ema (default: param_key_g or params)')
     parser.add_argument('--official', action='store_true', help="the authors' TSFNet/FAT checkpoint")
     parser.add_argument('--output', required=True, help='output folder')
     parser.add_argument('--formats', default='safetensors,onnx', help='comma-separated: safetensors,onnx')
-    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
+    parser.add_argument(
+        '--opset', type=positive_int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})'
+    )
     parser.add_argument('--name', help='model name in the metadata (default: the option file name or the arch)')
-    parser.add_argument('--tile', type=int, default=256, help='tile size advice in the metadata, LR pixels')
-    parser.add_argument('--overlap', type=int, default=32, help='tile overlap advice in the metadata, LR pixels')
+    parser.add_argument('--tile', type=positive_int, default=256, help='tile size advice in the metadata, LR pixels')
+    parser.add_argument(
+        '--overlap', type=non_negative_int, default=32, help='tile overlap advice in the metadata, LR pixels'
+    )
+    parser.add_argument('--overwrite', action='store_true', help='replace model files already in --output')
     parser.add_argument('--no-verify', action='store_true', help='skip the onnxruntime check')
     parser.add_argument('--optimize', action='store_true', help="run onnxscript's graph optimizer (slow)")
     args = parser.parse_args(argv)
+    if args.overlap >= args.tile:
+        parser.error(f'--overlap {args.overlap} must be smaller than --tile {args.tile}')
     try:
         if args.opt:
             spec = model_options(args.opt)
@@ -335,9 +379,11 @@ def main(argv=None):
             args.overlap,
             not args.no_verify,
             args.optimize,
-            progress=lambda step: print(f'rssr-export: {step} ...', file=sys.stderr, flush=True),
+            # The real stderr: export_model holds the tracer's own stderr back until the export succeeds.
+            progress=lambda step: print(f'rssr-export: {step} ...', file=sys.__stderr__ or sys.stderr, flush=True),
+            overwrite=args.overwrite,
         )
-    except (ValueError, TypeError, FileNotFoundError, WeightsError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, WeightsError) as error:
         sys.exit(f'rssr-export: {error}')
 
 

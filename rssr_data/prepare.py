@@ -17,7 +17,17 @@ import re
 from collections import defaultdict
 from os import path as osp
 
-from rssr_utils.image_io import MAX_PIXELS, ImageError, decode, read_bytes, safe_relpath, scan_images, write_image
+from rssr_utils.image_io import (
+    MAX_PIXELS,
+    ImageError,
+    decode,
+    inside,
+    read_bytes,
+    safe_relpath,
+    scan_images,
+    text_name,
+    write_image,
+)
 
 from .degradations import bicubic_lr
 
@@ -100,8 +110,11 @@ def plan(src, out, dataset, scales, seed=0, fractions=(0.8, 0.1, 0.1)):
     split_dir = osp.join(out, 'splits')
     if all(osp.isfile(osp.join(split_dir, f'{s}.txt')) for s in SPLITS):
         splits = {name: split_entries(osp.join(split_dir, f'{name}.txt')) for name in SPLITS}
+        for files in splits.values():  # listed entries reached through symbolic links out of --src are refused too
+            for rel in files:
+                inside(src, rel)
     else:
-        splits = make_splits(scan_images(src), dataset, seed, fractions)
+        splits = make_splits([text_name(rel, src) for rel in scan_images(src)], dataset, seed, fractions)
         os.makedirs(split_dir, exist_ok=True)
         for name, files in splits.items():
             for rel in files:

@@ -5,9 +5,11 @@ extraction, the benchmark sets and scene inference):
 
 * A file is read whole, refused when it is empty, and its header's declared
   size is checked against ``max_pixels`` (default :data:`MAX_PIXELS`, OpenCV's
-  own decoding limit) *before* anything is decoded, so a 69-byte PNG claiming
-  100000x100000 pixels costs nothing. The header is parsed here for PNG, JPEG,
-  BMP, TIFF (classic and BigTIFF) and WebP: OpenCV has no header-only API.
+  own decoding limit) *before* anything is decoded, so a 69-byte PNG (or GIF,
+  PPM, AVIF, ...) claiming 100000x100000 pixels costs nothing. The headers of
+  every format OpenCV decodes are parsed by :mod:`rssr_utils.image_headers`
+  (OpenCV has no header-only API); other formats, and headers that cannot be
+  read, are refused by name before decoding.
 * A header that parses but pixel data that does not decode is reported as
   truncated or corrupt, with the declared size.
 * 8-bit images are scaled by 1/255 and 16-bit ones by 1/65535 to float32 in
@@ -23,10 +25,12 @@ extraction, the benchmark sets and scene inference):
 """
 
 import os
-import struct
 
 import cv2
 import numpy as np
+
+from .guards import positive_int
+from .image_headers import FORMAT_NAMES, header_format, header_size
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 _SCALE = {np.dtype('uint8'): 255.0, np.dtype('uint16'): 65535.0}
@@ -39,110 +43,6 @@ class ImageError(ValueError):
 
 def is_image(path):
     return path.lower().endswith(IMG_EXTENSIONS)
-
-
-def _png_size(b):
-    if b[12:16] == b'IHDR' and len(b) >= 24:
-        return struct.unpack('>II', b[16:24])
-    return None
-
-
-def _jpeg_size(b):
-    pos = 2
-    while pos + 4 <= len(b):
-        if b[pos] != 0xFF:
-            return None
-        marker = b[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD9)):  # markers without a length
-            pos += 2
-            continue
-        if marker == 0xDA or marker == 0xD9:  # scan data or end before any frame header
-            return None
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn: precision, height, width
-            if pos + 9 > len(b):
-                return None
-            height, width = struct.unpack('>HH', b[pos + 5 : pos + 9])
-            return width, height
-        pos += 2 + struct.unpack('>H', b[pos + 2 : pos + 4])[0]
-    return None
-
-
-def _bmp_size(b):
-    if len(b) < 26:
-        return None
-    if struct.unpack('<I', b[14:18])[0] == 12:  # BITMAPCOREHEADER
-        return struct.unpack('<HH', b[18:22])
-    width, height = struct.unpack('<ii', b[18:26])
-    return abs(width), abs(height)  # negative height: top-down rows
-
-
-def _tiff_size(b):
-    end = '<' if b[:2] == b'II' else '>'
-    big = struct.unpack(end + 'H', b[2:4])[0] == 43
-    try:
-        if big:
-            (ifd,) = struct.unpack(end + 'Q', b[8:16])
-            (count,) = struct.unpack(end + 'Q', b[ifd : ifd + 8])
-            entry, first, size = 20, ifd + 8, 8
-        else:
-            (ifd,) = struct.unpack(end + 'I', b[4:8])
-            (count,) = struct.unpack(end + 'H', b[ifd : ifd + 2])
-            entry, first, size = 12, ifd + 2, 4
-        found = {}
-        for i in range(min(count, 4096)):
-            at = first + i * entry
-            tag, kind = struct.unpack(end + 'HH', b[at : at + 4])
-            if tag in (256, 257):  # ImageWidth, ImageLength: SHORT, LONG or LONG8, stored inline
-                fmt = {3: 'H', 4: 'I', 16: 'Q'}.get(kind)
-                if fmt is None:
-                    return None
-                value_at = at + 4 + size
-                found[tag] = struct.unpack(end + fmt, b[value_at : value_at + struct.calcsize(fmt)])[0]
-            if len(found) == 2:
-                return found[256], found[257]
-    except struct.error:  # the header points past the end: leave the verdict to the decoder
-        return None
-    return None
-
-
-def _webp_size(b):
-    chunk = b[12:16]
-    if chunk == b'VP8 ' and len(b) >= 30:
-        width, height = struct.unpack('<HH', b[26:30])
-        return width & 0x3FFF, height & 0x3FFF
-    if chunk == b'VP8L' and len(b) >= 25:
-        bits = int.from_bytes(b[21:25], 'little')
-        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
-    if chunk == b'VP8X' and len(b) >= 30:
-        return 1 + int.from_bytes(b[24:27], 'little'), 1 + int.from_bytes(b[27:30], 'little')
-    return None
-
-
-def header_size(content):
-    """(width, height) declared by the header of an encoded image, without decoding it.
-
-    Args:
-        content (bytes): The whole file (a TIFF's first directory may be anywhere).
-
-    Returns:
-        tuple[int, int] | None: The declared size, or None for formats (or damaged
-        headers) this parser does not know; the decoder then decides.
-    """
-    b = bytes(content)
-    if b.startswith(b'\x89PNG\r\n\x1a\n'):
-        return _png_size(b)
-    if b.startswith(b'\xff\xd8'):
-        return _jpeg_size(b)
-    if b.startswith(b'BM'):
-        return _bmp_size(b)
-    if b[:4] in (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+'):
-        return _tiff_size(b)
-    if b[:4] == b'RIFF' and b[8:12] == b'WEBP':
-        return _webp_size(b)
-    return None
 
 
 def check_size(name, width, height, max_pixels=MAX_PIXELS, bytes_per_pixel=None):
@@ -162,7 +62,7 @@ def add_max_pixels_argument(parser, what='images'):
     """The ``--max-pixels`` option every command that reads images takes (checked on the header)."""
     parser.add_argument(
         '--max-pixels',
-        type=int,
+        type=positive_int,
         default=MAX_PIXELS,
         help=f'refuse {what} above this many pixels, checked on the header before decoding (default {MAX_PIXELS})',
     )
@@ -194,8 +94,14 @@ def decode_raw(content, name, max_pixels=MAX_PIXELS):
     if len(content) == 0:
         raise ImageError(f'{name}: is empty (0 bytes); re-export or re-download it, or remove it.')
     size = header_size(content)
-    if size is not None:
-        check_size(name, *size, max_pixels)
+    if size is None:  # decoding first could allocate any size: refused, named
+        kind = header_format(content)
+        raise ImageError(
+            f'{name}: its {kind} header cannot be read (truncated or corrupt); re-export or re-download it.'
+            if kind
+            else f'{name}: not an image format rssr reads ({FORMAT_NAMES}); convert it to PNG or TIFF.'
+        )
+    check_size(name, *size, max_pixels)
     try:
         img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:  # e.g. above OpenCV's own pixel limit
@@ -206,7 +112,7 @@ def decode_raw(content, name, max_pixels=MAX_PIXELS):
             f'{name}: cannot be decoded: truncated, corrupt or not an image{declared}; '
             're-export or re-download it, or remove it and its partner from the data set.'
         )
-    if max_pixels and img.shape[0] * img.shape[1] > max_pixels:  # formats whose header we do not parse
+    if max_pixels and img.shape[0] * img.shape[1] > max_pixels:  # a header that understated its size
         check_size(name, img.shape[1], img.shape[0], max_pixels)
     return img
 
@@ -255,14 +161,38 @@ def read_raw(path, max_pixels=MAX_PIXELS):
     return check_bands(decode_raw(read_bytes(path), str(path), max_pixels), str(path))
 
 
+def encode_image(img, ext, name):
+    """Encode ``img`` (BGR HWC integers) as ``ext`` ('.png', '.tif', ...); an :class:`ImageError` names ``name``."""
+    try:
+        ok, buf = cv2.imencode(ext, img)
+    except cv2.error as error:
+        ok, buf = False, error
+    if not ok:
+        raise ImageError(f'{name}: OpenCV cannot encode a {img.dtype} image with {img.ndim} dimensions as {ext!r}.')
+    return buf
+
+
 def write_image(path, img):
-    """Write ``img`` (BGR HWC integers) to ``path`` atomically (temporary name, then rename)."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    """Write ``img`` (BGR HWC integers) to ``path`` atomically (temporary name, then rename).
+
+    The image is encoded in memory and written with Python's file functions, so
+    any byte in the name works (OpenCV's ``imwrite`` takes a C string: names that
+    are not valid UTF-8 crashed it) and a temporary file never ends with an image
+    extension that a later folder scan would take for an image.
+    """
+    folder = os.path.dirname(path) or '.'
+    os.makedirs(folder, exist_ok=True)
     ext = os.path.splitext(path)[1]
-    tmp = f'{path}.{os.getpid()}.tmp{ext}'
-    if not cv2.imwrite(tmp, img):
-        raise OSError(f'cannot write {tmp} ({img.dtype}); check free space, permissions and that {ext} holds it.')
-    os.replace(tmp, path)
+    content = encode_image(img, ext, path)
+    tmp = f'{path}.{os.getpid()}.tmp'
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(content)
+        os.replace(tmp, path)
+    except OSError as error:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise OSError(f'{path}: cannot be written ({error.strerror}); check free space and permissions.') from error
 
 
 def path_key(rel):
@@ -289,14 +219,59 @@ def safe_relpath(rel, source):
     return norm
 
 
+def shown(path):
+    """``path`` for messages: bytes that are not UTF-8 appear as ``\\xNN`` escapes (never an encoding error)."""
+    return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
+def text_name(rel, where):
+    """``rel`` when it is valid UTF-8 text, else an :class:`ImageError` naming it (with its bytes shown as escapes).
+
+    Names become keys, seeds and lines of UTF-8 lists (splits, meta_info), which
+    need text; Python gives undecodable bytes of a file name as lone surrogates.
+    """
+    try:
+        rel.encode('utf-8')
+    except UnicodeEncodeError:
+        raise ImageError(
+            f'{shown(os.path.join(where, rel))}: the file name is not valid UTF-8; '
+            'rename it (e.g. convmv -f latin1 -t utf8 --notest).'
+        ) from None
+    return rel
+
+
+def inside(root, rel):
+    """``rel`` (below ``root``) if its real path stays in ``root``'s; a symlink out of it is an :class:`ImageError`."""
+    path = os.path.join(root, rel)
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([real, top]) != top:
+        raise ImageError(
+            f'{shown(path)}: is a symbolic link out of {shown(root)} (to {shown(real)}); copy what it points to into '
+            'the folder, or remove the link.'
+        )
+    return rel
+
+
 def scan_images(root, recursive=True):
-    """Relative paths of the images under ``root`` (class sub-folders included), sorted."""
+    """Relative paths of the images under ``root`` (class sub-folders included), sorted.
+
+    Symbolic links that point out of ``root`` (files or folders) are refused by
+    name: a downloaded archive must not make a tool read, copy or pack files
+    from elsewhere. Links inside ``root`` are read; linked folders are not
+    entered (no loops).
+    """
     if not os.path.isdir(root):
         raise FileNotFoundError(f'Image folder {root} does not exist; check dataroot_gt / dataroot_lq.')
     found = []
     for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are not followed: no loops
         dirnames.sort()
-        found += [os.path.relpath(os.path.join(dirpath, f), root) for f in filenames if is_image(f)]
+        for name in dirnames:
+            if os.path.islink(os.path.join(dirpath, name)):
+                inside(root, os.path.relpath(os.path.join(dirpath, name), root))
+        for name in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            if is_image(name):
+                found.append(inside(root, rel) if os.path.islink(os.path.join(dirpath, name)) else rel)
         if not recursive:
             break
     if not found:

@@ -9,7 +9,8 @@ Shared by ``scripts/degrade.py`` and ``scripts/denoise_hr.py``. A run:
 * writes one image per input under the same relative name (JPEG/WebP inputs
   become ``.png``: the outputs are never re-compressed), in the input's bit
   depth, each to a temporary name then renamed, so a file that exists is whole;
-* refuses an output that already holds results unless ``resume`` (skip the
+* refuses an output that is, contains or lies inside the input (even with
+  ``overwrite``), and one that already holds results unless ``resume`` (skip the
   finished images; the settings must be those of the first run, kept in
   ``.provenance.run.json``) or ``overwrite``;
 * appends each image's record to ``.provenance.records.jsonl`` as it goes and,
@@ -35,7 +36,8 @@ from os import path as osp
 import cv2
 import numpy as np
 
-from rssr_utils.image_io import decode, path_key, read_bytes, scan_images, write_image
+from rssr_utils.guards import check_apart
+from rssr_utils.image_io import decode, path_key, read_bytes, scan_images, text_name, write_image
 
 RUN_FILE = '.provenance.run.json'
 RECORDS_FILE = '.provenance.records.jsonl'
@@ -61,7 +63,7 @@ class Source:
             self.items = [(key, key + '.png') for key in meta_keys(path)]
             self._lmdb = LmdbReader(path)  # opened in each process that reads
         else:
-            self.items = [(path_key(rel), rel) for rel in scan_images(path)]
+            self.items = [(path_key(text_name(rel, path)), rel) for rel in scan_images(path)]
 
     def name(self, key, rel):
         return f'{self.path}:{key}' if self.is_lmdb else osp.join(self.path, rel)
@@ -148,6 +150,12 @@ class Run:
         self.source, self.out, self.settings, self.mode = source, out, _normal(settings), mode
         self.lmdb = out.rstrip('/').endswith('.lmdb')
         self.dir = out.rstrip('/') + '.staging' if self.lmdb else out
+        for written in {out, self.dir}:  # before anything is read or made: --overwrite must never reach the input
+            check_apart(written, [source.path])
+        if self.lmdb:
+            from rssr_utils.lmdb_util import recover
+
+            recover(out)  # a kill during an earlier install: restore or finish it first
         self.targets = {key: osp.join(self.dir, output_name(rel, ext)) for key, rel in source.items}
         self.done = False
         if self.lmdb and osp.exists(out):

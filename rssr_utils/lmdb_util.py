@@ -23,22 +23,19 @@ import cv2
 import lmdb
 import numpy as np
 
-from .image_io import MAX_PIXELS, ImageError, path_key, read_raw, safe_relpath
+from .guards import check_apart
+from .image_io import MAX_PIXELS, ImageError, path_key, read_raw, safe_relpath, text_name
 
 LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt'}
 
 
-def image_key(rel_path):
-    """LMDB key of an image: its relative path without extension, '/'-separated."""
-    key = path_key(rel_path)
+def image_key(rel_path, root=''):
+    """LMDB key of an image: its relative path without extension, '/'-separated (``root``: for messages)."""
+    key = path_key(text_name(rel_path, root))  # keys are UTF-8
     if '.' in key:
         raise ValueError(f'{rel_path}: BasicSR LMDB keys cannot contain dots; rename the file.')
     if '\n' in key or '\r' in key:
         raise ValueError(f'{rel_path!r}: the name holds a line break, which meta_info.txt cannot list; rename it.')
-    try:
-        key.encode('utf-8')
-    except UnicodeEncodeError as error:
-        raise ValueError(f'{rel_path!r}: the name is not valid UTF-8; rename the file.') from error
     return key
 
 
@@ -105,22 +102,46 @@ def is_lmdb_folder(path):
     return 'data.mdb' in names and names <= LMDB_FILES
 
 
+def _is_leftover(path):
+    """A ``.tmp``/``.old`` folder a killed run may have left: only LMDB files, perhaps some already deleted."""
+    return osp.isdir(path) and not osp.islink(path) and set(os.listdir(path)) <= LMDB_FILES
+
+
+def recover(lmdb_path):
+    """Undo or finish an install that a kill interrupted, so that the rerun starts clean.
+
+    :func:`install` renames ``X.lmdb`` to ``X.lmdb.old``, ``X.lmdb.tmp`` to
+    ``X.lmdb``, then deletes ``X.lmdb.old``. Killed between the renames, ``X.lmdb``
+    is missing and ``X.lmdb.old`` is the complete previous database: it is renamed
+    back. Killed while deleting ``.old`` or ``.tmp``, the rest of that folder is
+    deleted. Folders holding anything but LMDB files are left alone (and
+    :func:`check_output` then names them).
+    """
+    old, tmp = lmdb_path + '.old', lmdb_path + '.tmp'
+    if _is_leftover(old):
+        complete = osp.isfile(osp.join(old, 'meta_info.txt')) and osp.isfile(osp.join(old, 'data.mdb'))
+        if not osp.lexists(lmdb_path) and complete:
+            os.rename(old, lmdb_path)
+        else:
+            shutil.rmtree(old)
+    if _is_leftover(tmp):
+        shutil.rmtree(tmp)
+
+
 def check_output(lmdb_path, overwrite=False, inputs=()):
     """Refuse an output that is not ours to write: bad name, existing (without ``overwrite``) or not an LMDB.
 
     Args:
         lmdb_path (str): The ``.lmdb`` folder to write.
         overwrite (bool): Replace an existing LMDB (only one this module recognises).
-        inputs (list[str]): Image folders being packed; none may lie inside ``lmdb_path``.
+        inputs (list[str]): Folders being packed: ``lmdb_path`` may not be, contain or lie inside any.
     """
     if not lmdb_path.endswith('.lmdb'):
         raise ValueError(f'{lmdb_path}: the LMDB folder name must end with .lmdb (BasicSR checks it).')
-    out = osp.realpath(lmdb_path)
-    for folder in inputs:
-        if osp.commonpath([out, osp.realpath(folder)]) == out:
-            raise ValueError(f'{lmdb_path}: the output would hold the input folder {folder}; choose another --output.')
+    for written in (lmdb_path, lmdb_path + '.tmp', lmdb_path + '.old'):
+        check_apart(written, inputs)
     for path in (lmdb_path, lmdb_path + '.tmp', lmdb_path + '.old'):
-        if osp.lexists(path) and not is_lmdb_folder(path):
+        if osp.lexists(path) and not (is_lmdb_folder(path) or (path != lmdb_path and _is_leftover(path))):
             raise FileExistsError(
                 f'{path} exists and is not an LMDB this tool wrote (it should hold only {sorted(LMDB_FILES)}); '
                 'it is left alone: move it away or choose another --output.'
@@ -138,7 +159,7 @@ def _encode(root, rel, level, fmt, max_pixels):
         raise ImageError(f'{path}: cannot be encoded as {ext.upper()}.')
     h, w = img.shape[:2]
     c = 1 if img.ndim == 2 else img.shape[2]
-    return image_key(rel), buf.tobytes(), f'{ext} ({h},{w},{c})'
+    return image_key(rel, root), buf.tobytes(), f'{ext} ({h},{w},{c})'
 
 
 def _file_size(path):
@@ -231,7 +252,7 @@ def install(tmp, lmdb_path):
     """Rename a finished ``tmp`` LMDB to ``lmdb_path``, replacing an LMDB there (checked by :func:`check_output`)."""
     old = lmdb_path + '.old'
     if osp.exists(lmdb_path):
-        if osp.lexists(old) and is_lmdb_folder(old):
+        if _is_leftover(old):
             shutil.rmtree(old)
         os.rename(lmdb_path, old)  # the new database appears in one rename; the old one goes afterwards
     os.rename(tmp, lmdb_path)
@@ -259,10 +280,9 @@ def write_lmdb(
     never leaves a database that looks whole. An existing ``lmdb_path`` is
     refused unless ``overwrite``, and even then only an LMDB is replaced.
     """
+    recover(lmdb_path)
     check_output(lmdb_path, overwrite, [root])
     tmp = lmdb_path + '.tmp'
-    if osp.exists(tmp):  # a leftover of an interrupted run (checked to be an LMDB)
-        shutil.rmtree(tmp)
     keys = pack_lmdb(root, rel_paths, tmp, compress_level, workers, map_size, progress, fmt, max_pixels)
     try:
         if verify:

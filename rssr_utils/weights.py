@@ -203,7 +203,16 @@ def write_safetensors(state, path, metadata=None):
     from rssr_utils.states import save_atomic
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    save_atomic(tensors, path, lambda obj, f: f.write(save(obj, metadata=metadata)))
+    save_atomic(tensors, path, lambda obj, f: f.write(_sorted_header(save(obj, metadata=metadata))))
+
+
+def _sorted_header(blob):
+    """The same safetensors file with its JSON header's keys sorted: the library writes ``__metadata__`` in
+    hash order, which changes between runs, so the same export gave other bytes. Offsets are unchanged."""
+    size = int.from_bytes(blob[:8], 'little')
+    header = json.dumps(json.loads(blob[8 : 8 + size]), separators=(',', ':'), sort_keys=True).encode()
+    header += b' ' * (-len(header) % 8)  # the data stays 8-byte aligned
+    return len(header).to_bytes(8, 'little') + header + blob[8 + size :]
 
 
 SIDECAR_FORMAT = 'rssr-model'

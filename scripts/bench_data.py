@@ -22,6 +22,7 @@ from basicsr.data import build_dataset
 
 import rssr_data  # noqa: F401
 from rssr_data.prepare import save_lr
+from rssr_utils.guards import positive_int
 from rssr_utils.lmdb_util import write_lmdb
 
 
@@ -37,10 +38,10 @@ def rate(dataset, repeat):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--num', type=int, default=200)
-    parser.add_argument('--size', type=int, default=256)
-    parser.add_argument('--scale', type=int, default=8)
-    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--num', type=positive_int, default=200)
+    parser.add_argument('--size', type=positive_int, default=256)
+    parser.add_argument('--scale', type=positive_int, default=8)
+    parser.add_argument('--repeat', type=positive_int, default=3)
     parser.add_argument('--workdir', default=None)
     args = parser.parse_args()
     work = args.workdir or tempfile.mkdtemp(prefix='rssr_bench_data_')

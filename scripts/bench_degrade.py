@@ -46,6 +46,7 @@ from torch.nn import functional as F
 
 from rssr_apps.degrade import main as degrade_main
 from rssr_data.real_degradations import load_config
+from rssr_utils.guards import non_negative_int, positive_int
 from rssr_utils.image_io import scan_images
 
 MODES = ['area', 'bilinear', 'bicubic']
@@ -153,11 +154,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_hr = os.path.join(os.environ.get('RSSR_SHARED', '../shared'), 'samples/rssr25_sample/train/HR')
     parser.add_argument('--hr', default=default_hr, help='HR folder (default: the shared RSSR25 samples)')
-    parser.add_argument('--copies', type=int, default=2, help='copies of each image, under other names')
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--copies', type=positive_int, default=2, help='copies of each image, under other names')
+    parser.add_argument('--rounds', type=positive_int, default=3)
+    parser.add_argument('--scale', type=positive_int, default=4)
     parser.add_argument('--config', default='fat')
-    parser.add_argument('--threads', type=int, default=0, help='torch threads (default: torch default)')
+    parser.add_argument('--threads', type=non_negative_int, default=0, help='torch threads (default: torch default)')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -31,6 +31,8 @@ import time
 import cv2
 import numpy as np
 
+from rssr_utils.guards import positive_int
+
 SMALL_MODEL = '{"num_feat": 32, "num_conv": 4, "upscale": 4}'
 
 
@@ -62,17 +64,19 @@ def run(src, out, args, tile, ext=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--sizes', type=int, nargs='+', default=[1024, 2048, 4096], help='LR sides, tiled runs')
+    parser.add_argument(
+        '--sizes', type=positive_int, nargs='+', default=[1024, 2048, 4096], help='LR sides, tiled runs'
+    )
     parser.add_argument(
         '--whole-sizes',
-        type=int,
+        type=positive_int,
         nargs='*',
         default=[1024, 2048],
         help='LR sides of the whole-image baseline (4096 needs about 10 GiB with the default model)',
     )
     parser.add_argument('--arch', default='SRVGGNetCompact_basicsr')
     parser.add_argument('--arch-args', default=SMALL_MODEL)
-    parser.add_argument('--tile', type=int, default=256)
+    parser.add_argument('--tile', type=positive_int, default=256)
     args = parser.parse_args()
     scale = json.loads(args.arch_args)['upscale']
     try:

@@ -28,6 +28,7 @@ import types
 
 import torch
 
+from rssr_utils.guards import positive_int
 from rssr_utils.memory import MEASURE_ENV, peak_growth_kib
 
 DEFAULTS = {  # LR input (the official TSFNet runs only at HR 256; FAT needs multiples of 12)
@@ -119,9 +120,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', required=True, choices=sorted(DEFAULTS))
     parser.add_argument('--official', help='local clone of the official repository')
-    parser.add_argument('--scale', type=int, default=None, help='upscale (TSFNet: 8, FAT: 4)')
-    parser.add_argument('--runs', type=int, default=3, help='timed runs per process (their median is kept)')
-    parser.add_argument('--repeats', type=int, default=3, help='timed processes per implementation (best is kept)')
+    parser.add_argument('--scale', type=positive_int, default=None, help='upscale (TSFNet: 8, FAT: 4)')
+    parser.add_argument('--runs', type=positive_int, default=3, help='timed runs per process (their median is kept)')
+    parser.add_argument(
+        '--repeats', type=positive_int, default=3, help='timed processes per implementation (best is kept)'
+    )
     parser.add_argument('--impl', choices=['ours', 'official'], help=argparse.SUPPRESS)
     parser.add_argument('--mode', choices=['forward', 'train'], help=argparse.SUPPRESS)
     parser.add_argument('--measure', choices=['time', 'memory'], help=argparse.SUPPRESS)

@@ -22,6 +22,8 @@ import tempfile
 import time
 import timeit
 
+from rssr_utils.guards import positive_int
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -47,7 +49,7 @@ def start_time(python, env):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--runs', type=int, default=300, help='runs of each side, alternating')
+    parser.add_argument('--runs', type=positive_int, default=300, help='runs of each side, alternating')
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'RSSR_NO_AUTOLOAD')}
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,10 @@ Every input file is read before the verdict, so one run lists all bad files
 (empty, corrupt, truncated, above --max-pixels, not RGB/grey, clashing keys).
 An existing output is kept unless --overwrite, and --overwrite only ever
 replaces a folder that is an LMDB (data.mdb, lock.mdb, meta_info.txt and
-nothing else); missing parent folders are made.
+nothing else); missing parent folders are made. An output that is, contains or
+lies inside an input is refused. A run killed at any moment is rerun as it was:
+the leftovers (<output>.tmp, <output>.old) are cleared first, and a database
+renamed to <output>.old by a kill during the final renames is put back.
 """
 
 import argparse
@@ -30,8 +33,9 @@ import rssr_compat  # noqa: F401
 from tqdm import tqdm
 
 from rssr_data.prepare import split_entries
+from rssr_utils.guards import int_in, positive_int
 from rssr_utils.image_io import ImageError, add_max_pixels_argument, scan_images
-from rssr_utils.lmdb_util import check_output, install, pack_lmdb, verify_lmdb
+from rssr_utils.lmdb_util import check_output, install, pack_lmdb, recover, verify_lmdb
 
 
 def main(argv=None):
@@ -44,14 +48,14 @@ def main(argv=None):
     )
     parser.add_argument('--overwrite', action='store_true', help='replace existing .lmdb folders (LMDBs only)')
     parser.add_argument('--verify', action='store_true', help='decode every key before the databases are renamed')
-    parser.add_argument('--workers', type=int, default=4, help='reader threads')
+    parser.add_argument('--workers', type=positive_int, default=4, help='reader threads')
     parser.add_argument(
         '--format',
         default='bmp',
         choices=['bmp', 'png'],
         help='value encoding: bmp (8-bit images, fastest reads; 16-bit ones are stored as PNG) or png',
     )
-    parser.add_argument('--compress-level', type=int, default=1, help='PNG level 0-9')
+    parser.add_argument('--compress-level', type=int_in(0, 9), default=1, help='PNG level 0-9')
     add_max_pixels_argument(parser)
     args = parser.parse_args(argv)
     if len(args.input) != len(args.output):
@@ -61,6 +65,7 @@ def main(argv=None):
     written, tmps = [], []
     try:
         for out in args.output:  # refuse before writing anything
+            recover(out)  # a kill during an earlier install: restore the previous database or finish the install
             check_output(out, args.overwrite, args.input)
         for folder, out in zip(args.input, args.output):
             files = scan_images(folder)
@@ -68,8 +73,6 @@ def main(argv=None):
                 stems = {os.path.splitext(p)[0] for p in split_entries(args.split)}
                 files = [f for f in files if os.path.splitext(f)[0] in stems]
             start, tmp = time.time(), out + '.tmp'
-            if os.path.exists(tmp):  # a leftover of an interrupted run (check_output made sure it is an LMDB)
-                shutil.rmtree(tmp)
             tmps.append(tmp)
             with tqdm(total=len(files), desc=os.path.basename(out), unit='img') as bar:
                 keys = pack_lmdb(

@@ -20,6 +20,7 @@ status is then non-zero.
 """
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -30,10 +31,18 @@ from os import path as osp
 
 import rssr_compat  # noqa: F401
 
-import cv2
 from tqdm import tqdm
 
-from rssr_utils.image_io import IMG_EXTENSIONS, ImageError, add_max_pixels_argument, read_raw, safe_relpath, scan_images
+from rssr_utils.guards import check_apart, non_negative_int, positive_int
+from rssr_utils.image_io import (
+    IMG_EXTENSIONS,
+    ImageError,
+    add_max_pixels_argument,
+    read_raw,
+    safe_relpath,
+    scan_images,
+    write_image,
+)
 
 MANIFEST = 'crops.jsonl'
 
@@ -45,14 +54,6 @@ def starts(length, crop, step, thresh):
     if length - crop - positions[-1] > thresh:
         positions.append(length - crop)
     return positions
-
-
-def _write(img, path):
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = path + '.tmp.png'
-    if not cv2.imwrite(tmp, img):
-        raise OSError(f'cannot write {tmp}')
-    os.replace(tmp, path)
 
 
 def settings(args):
@@ -84,7 +85,8 @@ def remove_recorded(out, names):
             continue
         name = safe_relpath(name, osp.join(out, MANIFEST))
         for folder in ('HR', 'LR'):
-            for path in (osp.join(out, folder, name), osp.join(out, folder, name) + '.tmp.png'):
+            crop = osp.join(out, folder, name)
+            for path in [crop, crop + '.tmp.png', *glob.glob(glob.escape(crop) + '.*.tmp')]:  # write_image's tmp
                 if osp.isfile(path):
                     os.remove(path)
     os.remove(osp.join(out, MANIFEST))
@@ -160,11 +162,11 @@ def crop_scene(rel, args):
                 record.write(json.dumps(name) + '\n')
                 record.flush()
                 if lr is not None:
-                    _write(
-                        lr[y // s : (y + args.crop_size) // s, x // s : (x + args.crop_size) // s],
+                    write_image(
                         osp.join(args.out, 'LR', name),
+                        lr[y // s : (y + args.crop_size) // s, x // s : (x + args.crop_size) // s],
                     )
-                _write(hr[y : y + args.crop_size, x : x + args.crop_size], hr_out)
+                write_image(hr_out, hr[y : y + args.crop_size, x : x + args.crop_size])
                 written += 1
     return index, written
 
@@ -173,18 +175,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--hr', required=True, help='HR folder')
     parser.add_argument('--lr', help='LR folder (same relative names, any image extension)')
-    parser.add_argument('--scale', type=int, default=1, help='HR/LR factor (needed with --lr)')
+    parser.add_argument('--scale', type=positive_int, default=1, help='HR/LR factor (needed with --lr)')
     parser.add_argument('--out', required=True, help='writes <out>/HR and <out>/LR')
-    parser.add_argument('--crop-size', type=int, default=480, help='HR crop side')
-    parser.add_argument('--step', type=int, default=240, help='HR stride between crops')
-    parser.add_argument('--thresh-size', type=int, default=0, help='add a border-flush crop when more is left')
-    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--crop-size', type=positive_int, default=480, help='HR crop side')
+    parser.add_argument('--step', type=positive_int, default=240, help='HR stride between crops')
+    parser.add_argument(
+        '--thresh-size', type=non_negative_int, default=0, help='add a border-flush crop when more is left'
+    )
+    parser.add_argument('--workers', type=positive_int, default=2)
     parser.add_argument('--overwrite', action='store_true', help=f'delete the crops recorded in <out>/{MANIFEST} first')
     add_max_pixels_argument(parser)
     args = parser.parse_args(argv)
     if args.crop_size % args.scale or args.step % args.scale:
         parser.error(f'--crop-size and --step must be multiples of --scale {args.scale} to keep LR aligned.')
     try:
+        check_apart(args.out, [args.hr, args.lr], '--out')
         files = scan_images(args.hr)
         start_manifest(args)
         crops = written = 0
@@ -194,7 +199,7 @@ def main(argv=None):
                 crops, written = crops + c, written + w
                 if error:
                     failed.append(error)
-    except (ImageError, FileNotFoundError, FileExistsError, OSError) as error:
+    except (ImageError, FileNotFoundError, FileExistsError, OSError, ValueError) as error:
         sys.exit(f'extract_subimages: {error}')
     print(f'{len(files)} scenes -> {crops} crops of {args.crop_size}px in {args.out} ({written} written now)')
     if failed:

@@ -24,14 +24,15 @@ from rssr_apps.degrade import Degrader  # noqa: E402
 from rssr_data.degradations import bicubic_lr  # noqa: E402
 from rssr_data.denoise import denoise, psnr  # noqa: E402
 from rssr_data.real_degradations import load_config  # noqa: E402
+from rssr_utils.guards import non_negative_int, positive_int
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     shared = os.environ.get('RSSR_SHARED', '../shared')
     parser.add_argument('--hr', default=os.path.join(shared, 'samples/rssr25_sample/train/HR/42_1.png'))
-    parser.add_argument('--crop', type=int, nargs=3, default=(96, 96, 160), metavar=('Y', 'X', 'SIZE'))
-    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--crop', type=non_negative_int, nargs=3, default=(96, 96, 160), metavar=('Y', 'X', 'SIZE'))
+    parser.add_argument('--scale', type=positive_int, default=4)
     parser.add_argument('--config', default='realesrgan')
     parser.add_argument('--out', default='docs/degradations.png')
     args = parser.parse_args()

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from rssr_apps.denoise import add_arguments, denoise_splits, settings_from
 from rssr_data.prepare import plan, run_job
+from rssr_utils.guards import check_apart, float_in, non_negative_int, positive_int
 from rssr_utils.image_io import ImageError, add_max_pixels_argument
 
 
@@ -46,16 +47,21 @@ def main(argv=None):
     parser.add_argument('--dataset', required=True, choices=['ucmerced', 'aid', 'nwpu', 'rssr25', 'other'])
     parser.add_argument('--src', required=True, help='extracted download: one sub-folder per class')
     parser.add_argument('--out', required=True, help='output root (splits/, train/, val/, test/)')
-    parser.add_argument('--scales', type=int, nargs='*', default=[8], help='LR scales, e.g. 2 3 4 8 16')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--fractions', type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=('TRAIN', 'VAL', 'TEST'))
-    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--scales', type=positive_int, nargs='*', default=[8], help='LR scales, e.g. 2 3 4 8 16')
+    parser.add_argument('--seed', type=non_negative_int, default=0)
+    parser.add_argument(
+        '--fractions', type=float_in(0, 1), nargs=3, default=(0.8, 0.1, 0.1), metavar=('TRAIN', 'VAL', 'TEST')
+    )
+    parser.add_argument('--workers', type=positive_int, default=2)
     add_max_pixels_argument(parser)
     add_arguments(parser, required=False)
     args = parser.parse_args(argv)
+    if abs(sum(args.fractions) - 1) > 1e-6:
+        parser.error(f'--fractions {" ".join(map(str, args.fractions))}: the three fractions must add up to 1')
     start = time.time()
     failed = {}
     try:
+        check_apart(args.out, [args.src], '--out')
         splits, jobs = plan(args.src, args.out, args.dataset, args.scales, args.seed, args.fractions)
         if args.denoise:  # denoised HR copies first, then LR from them
             strength, options = settings_from(args, args.denoise)

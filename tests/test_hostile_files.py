@@ -19,7 +19,7 @@ import rssr_arch  # noqa: F401  (registers RSSRBicubic, FAT)
 import rssr_data  # noqa: F401
 from rssr_apps.inference import main as infer_main
 from rssr_arch.bicubic_arch import RSSRBicubic
-from rssr_data import lmdb_util
+from rssr_utils import lmdb_util
 from rssr_utils.image_io import MAX_PIXELS, ImageError, header_size, read_image
 from tests.helpers.data import basicsr_lmdb_pairs, call_script, dataset, make_scenes, png_bomb
 
@@ -241,7 +241,7 @@ def test_11_overwrite_only_replaces_an_lmdb(tmp_path):
     photos = tmp_path / 'photos.lmdb'  # an image folder that happens to be named like an LMDB
     make_scenes(photos / 'imgs', per_class=1)
     proc = call_script('create_lmdb.py', '--input', photos / 'imgs', '--output', photos, '--overwrite')
-    assert proc.returncode == 1 and 'would hold the input folder' in proc.stderr
+    assert proc.returncode == 1 and f'--output {photos} contains the input {photos / "imgs"}' in proc.stderr
     other = tmp_path / 'other.lmdb'
     other.mkdir()
     (other / 'notes.txt').write_text('mine')

@@ -10,13 +10,14 @@ import numpy as np
 import torch
 
 import rssr_patches
+from rssr_utils.guards import check_apart, check_replace, positive_int
 from rssr_utils.options import OptionError
 from rssr_utils.options import load_options as read_option_file
 
 from .cost import MEMORY_METHODS, measure_cost
 from .models import build_benchmark_model, model_spec
 from .quality import METRICS, evaluate, prepare_dataset
-from .report import markdown_table, write_reports
+from .report import REPORTS, markdown_table, write_reports
 
 
 def _error_text(exc):
@@ -167,8 +168,11 @@ def main(argv=None):
     parser.add_argument('--out', help='output folder (default: results/<name>)')
     parser.add_argument('--device', help='cpu | cuda | auto (overrides the option file)')
     parser.add_argument('--quality', choices=('trained', 'all', 'none'), help='which models get PSNR/SSIM')
-    parser.add_argument('--runs', type=int, help='timed forwards per model')
-    parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'), help='LR size of the cost input')
+    parser.add_argument('--runs', type=positive_int, help='timed forwards per model')
+    parser.add_argument(
+        '--input-size', type=positive_int, nargs=2, metavar=('H', 'W'), help='LR size of the cost input'
+    )
+    parser.add_argument('--overwrite', action='store_true', help='replace the reports of an earlier run in --out')
     parser.add_argument('--models', help='comma-separated model names to run (default: all)')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory process')
     parser.add_argument('--data-only', action='store_true', help='write the generated test sets and stop')
@@ -186,6 +190,14 @@ def main(argv=None):
             print(note or f'{name}: {len(dataset)} images')
         return None
     out_dir = args.out or osp.join('results', opt.get('name', osp.splitext(osp.basename(args.opt))[0]))
+    datasets = (opt.get('datasets') or {}).values()
+    inputs = [args.opt] + [d.get(k) for d in datasets if isinstance(d, dict) for k in ('dataroot_gt', 'dataroot_lq')]
+    inputs += [m.get('pretrain_network_g') for m in opt.get('models') or [] if isinstance(m, dict)]
+    try:
+        check_apart(out_dir, inputs, '--out')
+        check_replace([osp.join(out_dir, name) for name in REPORTS], args.overwrite)
+    except (ValueError, FileExistsError) as error:
+        sys.exit(f'rssr-bench: {error}')
     result = run_benchmark(opt)
     write_reports(result, out_dir)
     print(markdown_table(result))

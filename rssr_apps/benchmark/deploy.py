@@ -105,12 +105,16 @@ def markdown(rows, sizes=SIZES, latency_size=(48, 48)):
 
 
 def main(argv=None):
+    from rssr_utils.guards import positive_int
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', default='options/benchmark_x4.yml', help='benchmark option file (its models)')
     parser.add_argument('--models', help='comma-separated model names (default: all)')
-    parser.add_argument('--runs', type=int, default=3, help='timed forwards per side')
+    parser.add_argument('--runs', type=positive_int, default=3, help='timed forwards per side')
     parser.add_argument('--out', default='results/bench_export.json', help='JSON rows, appended as they finish')
-    parser.add_argument('--threads', type=int, help="CPU threads of both PyTorch and onnxruntime (default: torch's)")
+    parser.add_argument(
+        '--threads', type=positive_int, help="CPU threads of both PyTorch and onnxruntime (default: torch's)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -36,6 +36,8 @@ def generate_skimage_set(gt_dir, lq_dir, scale, hr_size=192):
     import cv2
     from skimage import data
 
+    from rssr_utils.image_io import write_image
+
     os.makedirs(gt_dir, exist_ok=True)
     for name in SKIMAGE_IMAGES:
         img = getattr(data, name)()
@@ -43,7 +45,7 @@ def generate_skimage_set(gt_dir, lq_dir, scale, hr_size=192):
         gt = _center_crop(img, hr_size)
         # Rewritten every time (7 small images), so a changed hr_size never meets stale files.
         gt = cv2.cvtColor(gt, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(osp.join(gt_dir, f'{name}.png'), gt)
+        write_image(osp.join(gt_dir, f'{name}.png'), gt)
         save_lr(gt, osp.join(lq_dir, f'{name}.png'), scale)
 
 

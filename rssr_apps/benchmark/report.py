@@ -69,6 +69,9 @@ def _write_csv(file, rows, fields):
         writer.writerows(rows)
 
 
+REPORTS = ('per_image.csv', 'summary.csv', 'summary.md', 'psnr_vs_flops.png', 'result.json')
+
+
 def write_reports(result, out_dir):
     """Write ``per_image.csv``, ``summary.csv``, ``summary.md``, ``psnr_vs_flops.png`` and ``result.json``."""
     os.makedirs(out_dir, exist_ok=True)

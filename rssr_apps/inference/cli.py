@@ -46,10 +46,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rssr_utils.image_io import MAX_PIXELS, add_max_pixels_argument
+from rssr_utils.guards import check_apart, non_negative_int, positive_int
+from rssr_utils.image_io import MAX_PIXELS, add_max_pixels_argument, shown
 from rssr_utils.memory import peak_rss_mib
 from rssr_utils.tiling import TiledSR
-from rssr_utils.weights import build_model, model_options, read_sidecar, scale_of
+from rssr_utils.weights import build_model, model_options, read_sidecar, scale_argument, scale_of
 
 from .raster import (
     IMAGE_EXTENSIONS,
@@ -77,7 +78,8 @@ def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progre
     _, h, w = data.shape
     s = engine.scale
     th, tw, ys, xs = engine.grid(h, w)
-    tmp = f'{dst}.part{osp.splitext(dst)[1]}'
+    # Hidden, and never an image name a folder scan would take; the final name may hold any byte (os.replace).
+    tmp = osp.join(osp.dirname(dst), f'.rssr-infer-{os.getpid()}.part{osp.splitext(dst)[1]}')
     use_rasterio = dst.lower().endswith(TIFF_EXTENSIONS) and _rasterio() is not None
     stretched = not (
         np.issubdtype(meta['dtype'], np.unsignedinteger) and (offset, span) == (0.0, float(np.iinfo(meta['dtype']).max))
@@ -118,18 +120,27 @@ def load_network(args):
         from .onnx import OnnxSR
 
         net = OnnxSR(args.onnx, args.device)
+        if args.scale and net.upscale and args.scale != net.upscale:
+            raise ValueError(f'--scale {args.scale}: {args.onnx} is x{net.upscale}; drop --scale.')
         return net, args.scale or net.upscale, args.onnx
     if args.opt:
         spec = model_options(args.opt)
     elif args.arch:
-        spec = {'network_g': {'type': args.arch, **args.arch_args}}
+        network = {'type': args.arch, **args.arch_args}
+        key = args.scale and scale_argument(args.arch)
+        if key and network.setdefault(key, args.scale) != args.scale:
+            raise ValueError(f'--scale {args.scale} and --arch-args {key}: {network[key]} disagree; give one of them.')
+        spec = {'network_g': network}
     else:
         spec = {'network_g': None}  # from the sidecar of --weights
     weights = args.weights or spec.get('pretrain_network_g')
     param_key = args.param_key or spec.get('param_key_g') or 'params'
     net = build_model(spec['network_g'], weights, param_key, args.official, args.device, spec.get('file_policy'))
     network_g = spec['network_g'] or read_sidecar(weights)['network_g']
-    return net, scale_of(network_g, net) or args.scale, weights
+    scale = scale_of(network_g, net)
+    if scale and args.scale and scale != args.scale:  # never run another scale than the one asked for
+        raise ValueError(f'--scale {args.scale}: the model is x{scale}; drop --scale or use a x{args.scale} model.')
+    return net, scale or args.scale, weights
 
 
 def main(argv=None):
@@ -153,17 +164,17 @@ def main(argv=None):
         help='checkpoint entry to load: params or params_ema (default with -opt: its param_key_g, else params)',
     )
     parser.add_argument('--official', action='store_true', help='convert an official TSFNet/FAT checkpoint')
-    parser.add_argument('--scale', type=int, help='upscale factor when the arch has no `upscale` argument')
-    parser.add_argument('--tile', type=int, default=256, help='tile side, LR pixels (default 256)')
+    parser.add_argument('--scale', type=positive_int, help='upscale factor when the arch has no `upscale` argument')
+    parser.add_argument('--tile', type=positive_int, default=256, help='tile side, LR pixels (default 256)')
     parser.add_argument(
         '--overlap',
-        type=int,
+        type=non_negative_int,
         default=32,
         help='tile overlap, LR pixels (default 32); 0: side by '
         'side, as the official TSFNet evaluation (x8: --tile 32 --overlap 0 = 256 HR blocks)',
     )
-    parser.add_argument('--batch-size', type=int, default=4, help='tiles per forward (default 4)')
-    parser.add_argument('--bands', type=int, nargs=3, default=(1, 2, 3), help='RGB band numbers of GeoTIFFs')
+    parser.add_argument('--batch-size', type=positive_int, default=4, help='tiles per forward (default 4)')
+    parser.add_argument('--bands', type=positive_int, nargs=3, default=(1, 2, 3), help='RGB band numbers of GeoTIFFs')
     parser.add_argument(
         '--stretch',
         choices=['auto', 'dtype', 'minmax'],
@@ -191,6 +202,10 @@ def main(argv=None):
     if args.onnx and (args.weights or args.precision != 'fp32'):
         parser.error('--onnx runs the exported float32 model: no --weights or --precision with it')
     try:
+        check_apart(args.output, [args.input, args.weights, args.onnx, args.opt], 'output folder')
+    except ValueError as error:
+        sys.exit(f'rssr-infer: {error}')
+    try:
         net, scale, weights = load_network(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         sys.exit(f'rssr-infer: {error}')
@@ -213,9 +228,6 @@ def main(argv=None):
         sys.exit(f'rssr-infer: {args.input}: no such file or folder.')
     names = [osp.basename(f) for f in files]
     outputs = [osp.join(args.output, osp.splitext(n)[0] + args.ext if args.ext else n) for n in names]
-    clash = next((src for src, dst in zip(files, outputs) if osp.exists(dst) and osp.samefile(src, dst)), None)
-    if clash:
-        sys.exit(f'rssr-infer: {clash}: the output would overwrite its input; choose another output folder.')
     if len(set(outputs)) < len(outputs):
         twice = sorted({dst for dst in outputs if outputs.count(dst) > 1})
         sys.exit(f'rssr-infer: several inputs would write {twice[0]}; rename them or drop --ext.')
@@ -237,8 +249,9 @@ def main(argv=None):
                 engine, src, dst, args.bands, args.stretch, progress=not args.quiet, max_pixels=args.max_pixels
             )
         except (ValueError, OSError, cv2.error, MemoryError) as error:  # this scene only: report it, go on
-            print(f'rssr-infer: {error}' if src in str(error) else f'rssr-infer: {src}: {error}', file=sys.stderr)
-            failed.append(src)
+            named = src in str(error) or shown(src) in str(error)
+            print(f'rssr-infer: {error}' if named else f'rssr-infer: {shown(src)}: {error}', file=sys.stderr)
+            failed.append(shown(src))
         except RuntimeError as error:  # out of memory and other runtime failures: the next scene would fail too
             hint = ' Lower --batch-size or --tile.' if 'out of memory' in str(error).lower() else ''
             sys.exit(f'rssr-infer: {src}: {error}{hint}')

@@ -23,10 +23,9 @@ not the file declares a nodata value.
 import os
 import warnings
 
-import cv2
 import numpy as np
 
-from rssr_utils.image_io import MAX_PIXELS, ImageError, check_size, decode_raw, read_bytes
+from rssr_utils.image_io import MAX_PIXELS, ImageError, check_size, decode_raw, encode_image, read_bytes, text_name
 
 TIFF_EXTENSIONS = ('.tif', '.tiff')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp') + TIFF_EXTENSIONS
@@ -55,6 +54,7 @@ def read_scene(path, bands=(1, 2, 3), max_pixels=MAX_PIXELS):
     """
     rasterio = _rasterio() if path.lower().endswith(TIFF_EXTENSIONS) else None
     if rasterio is not None:
+        text_name(path, '')  # GDAL takes UTF-8 paths only: other bytes are refused by name
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise ImageError(f'{path}: is empty (0 bytes); re-export or re-download it, or remove it.')
         try:
@@ -166,6 +166,7 @@ class _TiffWriter:
             compress='deflate',
             bigtiff='if_safer',
         )
+        text_name(path, '')  # GDAL takes UTF-8 paths only: other bytes are refused by name
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
             self.file = rasterio.open(path, 'w', **profile)
@@ -189,7 +190,7 @@ class _TiffWriter:
 
 
 class _ArrayWriter:
-    """PNG/JPEG/BMP/TIFF through OpenCV: holds the whole output array until ``close``."""
+    """PNG/JPEG/BMP/TIFF encoded by OpenCV in memory (any byte in the name works): holds the whole output array."""
 
     def __init__(self, path, meta, height, width, scale):
         self.path, self.array = path, np.empty((height, width, 3), meta['dtype'])
@@ -198,11 +199,12 @@ class _ArrayWriter:
         self.array[top : top + rows.shape[1]] = rows.transpose(1, 2, 0)[..., ::-1]  # RGB -> BGR
 
     def close(self):
-        if not cv2.imwrite(self.path, self.array):
-            raise ValueError(
-                f'cannot write {self.path}: OpenCV has no encoder for {self.array.dtype} images of '
-                'this extension (try --ext .tif), or the folder is not writable.'
-            )
+        try:
+            content = encode_image(self.array, os.path.splitext(self.path)[1], self.path)
+        except ImageError as error:
+            raise ImageError(f'{error} Try --ext .tif.') from error
+        with open(self.path, 'wb') as f:
+            f.write(content)
 
     def abort(self):
         self.array = None

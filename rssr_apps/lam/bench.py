@@ -49,24 +49,25 @@ def bench_image(size, scale):
 
 
 def main(argv=None):
+    from rssr_utils.guards import positive_int
     from rssr_utils.weights import build_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--lr-size', type=int, default=48, help='LR crop side (default: 48)')
-    parser.add_argument('--window', type=int, default=32, help='window side in SR pixels, at the centre')
-    parser.add_argument('--steps', type=int, default=10, help='path steps per run (default: 10)')
-    parser.add_argument('--batch', type=int, default=10, help='batched setting (default: 10)')
-    parser.add_argument('--repeats', type=int, default=3, help='A/B alternations (default: 3)')
+    parser.add_argument('--lr-size', type=positive_int, default=48, help='LR crop side (default: 48)')
+    parser.add_argument('--window', type=positive_int, default=32, help='window side in SR pixels, at the centre')
+    parser.add_argument('--steps', type=positive_int, default=10, help='path steps per run (default: 10)')
+    parser.add_argument('--batch', type=positive_int, default=10, help='batched setting (default: 10)')
+    parser.add_argument('--repeats', type=positive_int, default=3, help='A/B alternations (default: 3)')
     parser.add_argument(
         '--threads',
-        type=int,
+        type=positive_int,
         nargs='+',
         default=[1, torch.get_num_threads()],
         help="intra-op thread counts to measure (default: 1 and torch's default)",
     )
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default: cpu)')
-    parser.add_argument('--num-feat', type=int, default=64)
-    parser.add_argument('--num-block', type=int, default=16)
+    parser.add_argument('--num-feat', type=positive_int, default=64)
+    parser.add_argument('--num-block', type=positive_int, default=16)
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)

@@ -13,7 +13,9 @@ input and at the blurred baseline, settings), ``saliency.png``, ``blend.png``
 several models also ``DIR/comparison.png`` and ``DIR/lam.csv``. Everything is
 written into a temporary folder next to ``DIR`` and moved into ``DIR`` only
 after every model succeeded; on an error the temporary folder is removed and
-``DIR`` is left as it was.
+``DIR`` is left as it was. Results of the same names already in ``DIR`` are
+replaced only with ``--overwrite`` (checked before any work); other entries of
+``DIR`` are never touched. ``DIR`` may not be, contain or lie inside an input.
 """
 
 import argparse
@@ -34,6 +36,8 @@ import numpy as np
 import torch
 import yaml
 
+from rssr_utils.guards import check_apart, check_replace, float_in, int_in, non_negative_int, positive_int
+from rssr_utils.image_io import write_image
 from rssr_utils.weights import arch_class, scale_argument
 
 from .core import check_settings, check_window, diffusion_index, path_attribution
@@ -173,13 +177,6 @@ def prepare_models(specs, device, scale=None, random_init=False):
     return models, scale
 
 
-def _write_png(path, rgb):
-    import cv2
-
-    if not cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1])):
-        raise OSError(f'{path}: could not be written.')
-
-
 def attribute(net, spec, lr, scale, window, settings, progress=True):
     """LAM of one network on ``lr`` (3, h, w): the :class:`~rssr_apps.lam.core.Attribution` and the seconds it took."""
     from tqdm import tqdm
@@ -226,7 +223,7 @@ def write_model_outputs(folder, result, lr_rgb, scale, window, alpha, info):
     mixed = blend(saliency, lr_rgb, alpha)
     window_image = draw_window(to_uint8(result.sr), window)
     for name, img in (('saliency.png', saliency), ('blend.png', mixed), ('window.png', window_image)):
-        _write_png(osp.join(folder, name), img)
+        write_image(osp.join(folder, name), np.ascontiguousarray(img[..., ::-1]))  # RGB -> BGR
     row = {'name': info['model'], 'di': di, 'window_image': window_image, 'saliency': saliency, 'blend': mixed}
     return row, record
 
@@ -265,6 +262,7 @@ def run_lam(
     random_init=False,
     progress=True,
     log=print,
+    overwrite=False,
 ):
     """Attribute every model of ``specs`` and write the outputs (see the module docstring).
 
@@ -279,6 +277,10 @@ def run_lam(
     check_settings(**settings)
     if osp.exists(out_dir) and not osp.isdir(out_dir):
         raise ValueError(f'--output {out_dir} exists and is not a folder; choose another path.')
+    inputs = [image] + [spec.get(key) for spec in specs for key in ('pretrain_network_g', 'opt')]
+    check_apart(out_dir, inputs, '--output')
+    written = _folder_names(specs) + (['comparison.png', 'lam.csv'] if len(specs) > 1 else [])
+    check_replace([osp.join(out_dir, name) for name in written], overwrite)
     models, scale = prepare_models(specs, device, scale, random_init)
     lr, lr_rgb = load_lr(image, scale, lr_input)
     check_window(window, (lr.shape[1] * scale, lr.shape[2] * scale))
@@ -363,7 +365,7 @@ def parse_args(argv=None):
     models.add_argument('--name', help='model name for --arch (the output folder)')
     models.add_argument('--param-key', default='params', help='checkpoint entry for --weights (default: params)')
     models.add_argument('--official', action='store_true', help="--weights is the authors' checkpoint")
-    models.add_argument('--scale', type=int, help='SR scale (default: from the option files / arch options)')
+    models.add_argument('--scale', type=positive_int, help='SR scale (default: from the option files / arch options)')
     models.add_argument(
         '--random-init',
         action='store_true',
@@ -375,19 +377,20 @@ def parse_args(argv=None):
     parser.add_argument(
         '--window',
         nargs=3,
-        type=int,
+        type=non_negative_int,
         required=True,
         metavar=('X', 'Y', 'SIZE'),
         help='window left, top and side in SR pixels',
     )
     parser.add_argument('--output', required=True, metavar='DIR', help='output folder')
-    parser.add_argument('--steps', type=int, default=50, help='path steps (default: 50)')
-    parser.add_argument('--sigma', type=float, default=1.2, help='blur sigma of the baseline (default: 1.2)')
-    parser.add_argument('--kernel-size', type=int, default=9, help='odd blur kernel side (default: 9)')
-    parser.add_argument('--batch', type=int, default=1, help='path steps per forward/backward (default: 1)')
-    parser.add_argument('--alpha', type=float, default=0.3, help='weight of the LR image in blend.png (default: 0.3)')
+    parser.add_argument('--overwrite', action='store_true', help='replace results of the same model names in DIR')
+    parser.add_argument('--steps', type=positive_int, default=50, help='path steps (default: 50)')
+    parser.add_argument('--sigma', type=float_in(0), default=1.2, help='blur sigma of the baseline (default: 1.2)')
+    parser.add_argument('--kernel-size', type=int_in(1, 255, odd=True), default=9, help='odd blur kernel side (9)')
+    parser.add_argument('--batch', type=positive_int, default=1, help='path steps per forward/backward (default: 1)')
+    parser.add_argument('--alpha', type=float_in(0, 1), default=0.3, help='weight of the LR in blend.png (0.3)')
     parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto (default: auto)')
-    parser.add_argument('--threads', type=int, help="CPU threads for PyTorch (default: PyTorch's)")
+    parser.add_argument('--threads', type=positive_int, help="CPU threads for PyTorch (default: PyTorch's)")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     if not args.opt and not args.arch:
@@ -429,8 +432,9 @@ def main(argv=None):
             args.random_init,
             not args.no_progress,
             log=functools.partial(print, flush=True),
+            overwrite=args.overwrite,
         )
-    except (ValueError, TypeError, FileNotFoundError, ImageError, WeightsError, RuntimeError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImageError, WeightsError, RuntimeError) as error:
         print(f'rssr-lam: error: {error}', file=sys.stderr)
         return 1
     print(f'Wrote {args.output}')

@@ -25,21 +25,35 @@ def run_script(name, *args):
     )
 
 
-def call_script(name, *args):
-    """Run ``scripts/<name>``'s ``main`` in this process (no interpreter start-up); returns what ``run_script`` does."""
-    spec = importlib.util.spec_from_file_location(f'script_{name[:-3]}', REPO / 'scripts' / name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pickled by name for the script's worker processes (forked)
-    spec.loader.exec_module(module)
+def call_main(main, *args):
+    """Run a command's ``main(argv)`` in this process; returns what ``run_script`` does.
+
+    ``sys.exit('message')`` prints the message and gives 1, as the interpreter does; an int returned is the code.
+    """
     out, err, code = io.StringIO(), io.StringIO(), 0
     with redirect_stdout(out), redirect_stderr(err):
         try:
-            module.main([str(a) for a in args])
-        except SystemExit as done:  # sys.exit('message') prints it and exits with 1, as the interpreter does
+            result = main([str(a) for a in args])
+            code = result if isinstance(result, int) else 0
+        except SystemExit as done:
             code = 1 if isinstance(done.code, str) else done.code or 0
             if isinstance(done.code, str):
                 print(done.code, file=sys.stderr)
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def script_main(name):
+    """The ``main`` of ``scripts/<name>``, loaded as a module (no interpreter start-up)."""
+    spec = importlib.util.spec_from_file_location(f'script_{name[:-3]}', REPO / 'scripts' / name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pickled by name for the script's worker processes (forked)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def call_script(name, *args):
+    """Run ``scripts/<name>``'s ``main`` in this process; returns what ``run_script`` does."""
+    return call_main(script_main(name), *args)
 
 
 def make_scenes(root, classes=('forest', 'river'), per_class=4, size=(36, 44), seed=0, dtype=np.uint8):
