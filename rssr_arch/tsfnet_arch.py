@@ -21,7 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, rfft2_real, roll
+from .arch_util import atan2, exporting, irfft2_real, pad_to_multiple, record_options, rfft2_real, roll
 
 NUM_LEVELS = 3  # downsamplings per U-Net
 # HR sides are padded to this multiple: every level's side must be even (the
@@ -447,6 +447,7 @@ class TSFNet(nn.Module):
         if num_out_ch != num_in_ch:
             raise ValueError('TSFNet predicts a residual on its input, so num_out_ch must equal num_in_ch.')
         self.upscale = upscale
+        record_options(self, upscale_factor=upscale)  # no weight shape shows it (rssr_arch.spandrel reads it)
         self.lr_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)
         self.stages = nn.ModuleList(
             UNetStage(num_feat, num_block, num_in_ch, num_out_ch, guided=i == 1) for i in range(2)
