@@ -206,6 +206,11 @@ class FATArch(Architecture):
 BASICSR_NORMALISATION = (255.0, (0.4488, 0.4371, 0.4040))
 
 
+def _image_channels(state_dict):
+    """(input, output) image channels of a BasicSR SR net: its ``conv_first`` in, its ``conv_last`` out."""
+    return state_dict['conv_first.weight'].shape[1], state_dict['conv_last.weight'].shape[0]
+
+
 class BasicSREDSRArch(Architecture):
     """EDSR under BasicSR's key names (``basicsr.archs.edsr_arch.EDSR``).
 
@@ -231,7 +236,7 @@ class BasicSREDSRArch(Architecture):
     def load(self, state_dict):
         from basicsr.archs.edsr_arch import EDSR
 
-        num_in_ch, num_out_ch = state_dict['conv_first.weight'].shape[1], state_dict['conv_last.weight'].shape[0]
+        num_in_ch, num_out_ch = _image_channels(state_dict)
         upscale, num_feat = get_pixelshuffle_params(state_dict, 'upsample')
         num_block = get_seq_len(state_dict, 'body')
         res_scale = 0.1 if num_feat >= 256 else 1
@@ -266,7 +271,7 @@ class BasicSRRCANArch(Architecture):
     def load(self, state_dict):
         from basicsr.archs.rcan_arch import RCAN
 
-        num_in_ch, num_out_ch = state_dict['conv_first.weight'].shape[1], state_dict['conv_last.weight'].shape[0]
+        num_in_ch, num_out_ch = _image_channels(state_dict)
         upscale, num_feat = get_pixelshuffle_params(state_dict, 'upsample')
         num_group = get_seq_len(state_dict, 'body')
         num_block = get_seq_len(state_dict, 'body.0.residual_group')
@@ -296,8 +301,8 @@ class BasicSRMSRResNetArch(Architecture):
     def load(self, state_dict):
         from basicsr.archs.srresnet_arch import MSRResNet
 
-        num_in_ch, num_feat = state_dict['conv_first.weight'].shape[1], state_dict['conv_first.weight'].shape[0]
-        num_out_ch = state_dict['conv_last.weight'].shape[0]
+        num_in_ch, num_out_ch = _image_channels(state_dict)
+        num_feat = state_dict['conv_first.weight'].shape[0]
         num_block = get_seq_len(state_dict, 'body')
         if 'upconv2.weight' in state_dict:
             upscale = 4
