@@ -87,10 +87,11 @@ setup(
     extras_require={
         # rasterio: the GeoTIFF tests; bm3d: the denoising tests; onnx*: the export tests; ruff: the lint CI runs
         # (pinned: its formatter's style changes between releases)
-        'test': ['pytest', 'rasterio', 'bm3d', *EXPORT, 'ruff==0.17.6'],
+        'test': ['pytest', 'rasterio', 'bm3d', *EXPORT, 'spandrel', 'ruff==0.17.6'],
         'geo': ['rasterio'],
         'denoise': ['bm3d'],  # --method bm3d of denoise_hr.py / prepare_dataset.py
         'export': EXPORT,  # rssr-export --formats onnx, rssr-infer --onnx
+        'spandrel': ['spandrel'],  # rssr_arch.spandrel.install(): chaiNNer's loader reads rssr's files
     },
     entry_points={
         'console_scripts': [

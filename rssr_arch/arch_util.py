@@ -210,3 +210,33 @@ def irfft2_real(re, im, size, norm=None):
     edge = ((k == 0) | (2 * k == w))[:, None]
     out = re @ (cos_w * torch.where(edge, 1.0, 2.0)) - im @ (sin_w * torch.where(edge, 0.0, 2.0))
     return out * _norm_scale(norm, h, w, inverse=True)
+
+
+def record_options(module, **options):
+    """Keep constructor options that no weight shape shows as int64 buffers in ``module``'s state dict.
+
+    Loaders that rebuild a network from its state dict alone (spandrel, see
+    :mod:`rssr_arch.spandrel`) read them there. They describe the module, not
+    its weights, so loading never changes them: the constructor's values stand
+    (e.g. TSFNet weights trained at x8 fine-tuned at x16), and state dicts saved
+    before an option was recorded load as before, with ``strict=True``.
+    :func:`recorded_option_keys` lists them for the weight loader's key checks.
+
+    Args:
+        module (nn.Module): The module (call it in ``__init__``).
+        **options (int | list[int]): Buffer name -> value.
+    """
+    for name, value in options.items():
+        module.register_buffer(name, torch.tensor(value, dtype=torch.int64))
+    module.recorded_options = tuple(options)
+    module.register_load_state_dict_pre_hook(_keep_recorded_options)
+
+
+def _keep_recorded_options(module, state_dict, prefix, *_):
+    for name in module.recorded_options:  # the loaded state dict is a copy (nn.Module.load_state_dict)
+        state_dict[prefix + name] = getattr(module, name)
+
+
+def recorded_option_keys(net):
+    """State-dict keys of ``net``'s :func:`record_options` buffers (a file may lack them)."""
+    return {f'{path}.{n}' if path else n for path, m in net.named_modules() for n in getattr(m, 'recorded_options', ())}

@@ -19,7 +19,18 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from .arch_util import Channels, Count, Positive, Ratio, exporting, irfft2_real, pad_to_multiple, remainder, rfft2_real
+from .arch_util import (
+    Channels,
+    Count,
+    Positive,
+    Ratio,
+    exporting,
+    irfft2_real,
+    pad_to_multiple,
+    record_options,
+    remainder,
+    rfft2_real,
+)
 
 
 class ChannelAttention(nn.Module):
@@ -447,6 +458,8 @@ class FAT(nn.Module):
             raise ValueError(f'window_size has {len(windows)} entries for {num_blocks} SRT blocks.')
         width = upsampler_width or embed_dim
         self.upscale = upscale
+        # No weight shape shows these (rssr_arch.spandrel reads them).
+        record_options(self, fssa_chunk_size=fssa_chunk_size, fssa_hashes=fssa_hashes, mat_fssa_hashes=mat_fssa_hashes)
         # Inputs are padded to this multiple: every window and MAT window, and the UAFB's 2x pooling.
         self.pad_multiple = math.lcm(2, *(2 * w for w in windows))
         self.shallow = nn.Sequential(nn.Conv2d(num_in_ch, num_in_ch, 3, 1, 1), nn.Conv2d(num_in_ch, embed_dim, 1))

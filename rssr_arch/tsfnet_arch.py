@@ -29,6 +29,7 @@ from .arch_util import (
     exporting,
     irfft2_real,
     pad_to_multiple,
+    record_options,
     rfft2_real,
     roll,
     self_conjugate,
@@ -468,6 +469,7 @@ class TSFNet(nn.Module):
         if num_out_ch != num_in_ch:
             raise ValueError('TSFNet predicts a residual on its input, so num_out_ch must equal num_in_ch.')
         self.upscale = upscale
+        record_options(self, upscale_factor=upscale)  # no weight shape shows it (rssr_arch.spandrel reads it)
         self.pad_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)  # input sides are padded to it (as FAT's)
         self.stages = nn.ModuleList(
             UNetStage(num_feat, num_block, num_in_ch, num_out_ch, guided=i == 1) for i in range(2)

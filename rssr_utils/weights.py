@@ -176,7 +176,9 @@ def load_weights(net, path, param_key='params', official=False, strict=True, log
     else:
         state = read_state_dict(path, param_key, official, arch)
     own = net.state_dict()
-    missing = sorted(set(own) - set(state))
+    from rssr_arch.arch_util import recorded_option_keys  # options the arch keeps itself; older files lack them
+
+    missing = sorted(set(own) - set(state) - recorded_option_keys(net))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or wrong:
