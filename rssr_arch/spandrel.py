@@ -45,8 +45,8 @@ FAT_FSSA_DEFAULTS = {'fssa_chunk_size': 144, 'fssa_hashes': 4, 'mat_fssa_hashes'
 
 
 def _pad_multiple(model):
-    """The multiple the arch pads its input to internally (``lr_multiple`` is TSFNet's name before h21)."""
-    return getattr(model, 'pad_multiple', None) or getattr(model, 'lr_multiple', 1)
+    """The multiple the arch pads its input to internally."""
+    return getattr(model, 'pad_multiple', 1)
 
 
 def _recorded(state_dict, name, default=None):

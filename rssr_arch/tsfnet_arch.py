@@ -469,12 +469,12 @@ class TSFNet(nn.Module):
         if num_out_ch != num_in_ch:
             raise ValueError('TSFNet predicts a residual on its input, so num_out_ch must equal num_in_ch.')
         self.upscale = upscale
-        record_options(self, upscale_factor=upscale)  # no weight shape shows it (rssr_arch.spandrel reads it)
         self.pad_multiple = HR_MULTIPLE // math.gcd(HR_MULTIPLE, upscale)  # input sides are padded to it (as FAT's)
         self.stages = nn.ModuleList(
             UNetStage(num_feat, num_block, num_in_ch, num_out_ch, guided=i == 1) for i in range(2)
         )
         self.band_propagation = SPB(num_feat)
+        record_options(self, upscale_factor=upscale)  # no weight shape shows it (rssr_arch.spandrel reads it)
 
     def forward(self, x):
         """x: (B, C, H, W) LR in [0, 1]."""
