@@ -7,7 +7,16 @@ from setuptools.command.build import build
 
 AUTOLOAD_PTH = 'rssr-autoload.pth'  # one line, `import rssr_autoload`: the start-up hook (see rssr_autoload.py)
 # Top-level packages, lowest room first (docs/architecture.md).
-PACKAGES = ['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_utils', 'rssr_model', 'rssr_patches', 'rssr_apps']
+PACKAGES = [
+    'rssr_arch',
+    'rssr_loss',
+    'rssr_data',
+    'rssr_metrics',
+    'rssr_utils',
+    'rssr_model',
+    'rssr_patches',
+    'rssr_apps',
+]
 EXPORT = ['onnx', 'onnxruntime', 'onnxscript']  # the ONNX export and onnxruntime inference
 
 
@@ -60,6 +69,7 @@ setup(
             'rssr_arch',
             'rssr_loss',
             'rssr_data',
+            'rssr_metrics',
             'rssr_model',
             'rssr_utils',
             'rssr_utils.*',
@@ -83,11 +93,13 @@ setup(
         'matplotlib',
         'safetensors',
         'msgspec>=0.18',  # the option-file schema (rssr_utils.schema)
+        'torchmetrics',  # SAM, ERGAS, SSIM of rssr_metrics
+        'scipy',
     ],
     extras_require={
         # rasterio: the GeoTIFF tests; bm3d: the denoising tests; onnx*: the export tests; ruff: the lint CI runs
         # (pinned: its formatter's style changes between releases)
-        'test': ['pytest', 'rasterio', 'bm3d', *EXPORT, 'spandrel', 'ruff==0.17.6'],
+        'test': ['pytest', 'rasterio', 'bm3d', 'sewar', *EXPORT, 'spandrel', 'ruff==0.17.6'],
         'geo': ['rasterio'],
         'denoise': ['bm3d'],  # --method bm3d of denoise_hr.py / prepare_dataset.py
         'export': EXPORT,  # rssr-export --formats onnx, rssr-infer --onnx
