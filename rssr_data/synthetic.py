@@ -191,7 +191,7 @@ def write_lr_scene(hr_path, path, scale, offset=(0, 0), overwrite=False):
     lr = np.round(blocks.astype(np.float64).mean(axis=(2, 4))).astype(np.uint16)
     lr[:, invalid] = NODATA
     lr = lr[:, offset[0] :, offset[1] :]
-    lr_transform = transform * Affine.translation(offset[1] * scale, offset[0] * scale) * Affine.scale(scale)
+    lr_transform = transform @ Affine.translation(offset[1] * scale, offset[0] * scale) @ Affine.scale(scale)
     profile.update(height=lr.shape[1], width=lr.shape[2], transform=lr_transform, blockxsize=128, blockysize=128)
     tmp = f'{path}.{os.getpid()}.tmp.tif'
     with rasterio.open(tmp, 'w', **profile) as dst:
