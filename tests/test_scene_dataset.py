@@ -146,21 +146,34 @@ RSS_PROBE = """
 import resource, sys
 import rssr_data
 from basicsr.data import build_dataset
-ds = build_dataset(dict(type='RSSceneDataset', name='s', phase='train', scale=4, gt_size=256, num_windows=200,
+
+
+def rss_mib():
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) // 1024 for line in f if line.startswith('VmRSS'))
+
+
+ds = build_dataset(dict(type='RSSceneDataset', name='s', phase='train', scale=4, gt_size=256, num_windows=300,
                         dataroot_gt=sys.argv[1], radiometry='sentinel2_l2a', max_nodata=0.5))
+start = rss_mib()
+with open('/proc/self/clear_refs', 'w') as f:  # reset the peak: from here on, what sampling takes
+    f.write('5')
 for i in range(len(ds)):
     ds[i]
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='peak reset through /proc/self/clear_refs')
 def test_sampling_windows_never_reads_a_whole_scene(tmp_path):
-    # 8192 x 8192 x 4 uint16 is 512 MiB decoded; 200 random 256-pixel windows touch most of its blocks.
+    # 8192 x 8192 x 4 uint16 is 512 MiB decoded; 300 random 256-pixel windows touch most of its 256-pixel blocks,
+    # so reading it whole, or letting GDAL's block cache keep it (5 % of the memory by default), would show.
+    # The peak is measured from after the imports: torch and BasicSR alone hold about 1 GiB here.
     scene = write_scene(str(tmp_path / 'big.tif'), (8192, 8192), seed=0)
     out = subprocess.run(
-        [sys.executable, '-c', RSS_PROBE, scene], capture_output=True, text=True, timeout=600, env=SUBPROCESS_ENV
+        [sys.executable, '-c', RSS_PROBE, scene], capture_output=True, text=True, timeout=900, env=SUBPROCESS_ENV
     )
     assert out.returncode == 0, out.stderr
-    peak_mib = int(out.stdout.split()[-1])
-    assert peak_mib < 1024, f'peak RSS {peak_mib} MiB'
+    start, peak = map(int, out.stdout.split()[-2:])
+    assert peak - start < 200, f'sampling raised the peak RSS from {start} to {peak} MiB'
