@@ -11,7 +11,7 @@ from torch.utils import data
 from rssr_utils.radiometry import Radiometry, fill_invalid
 
 from .degradations import bicubic_lr
-from .rs_paired_dataset import BASICSR_KEYS
+from .rs_paired_dataset import refuse_unknown_keys
 
 SCENE_KEYS = {
     'dataroot_gt',
@@ -186,12 +186,7 @@ class RSSceneDataset(data.Dataset):
 
     def __init__(self, opt):
         super().__init__()
-        unknown = sorted(set(opt) - SCENE_KEYS - BASICSR_KEYS)
-        if unknown:
-            raise KeyError(
-                f'Unknown dataset option(s) {unknown} for RSSceneDataset {opt.get("name", "")!r}; '
-                f'it reads {sorted(SCENE_KEYS)}.'
-            )
+        refuse_unknown_keys(opt, SCENE_KEYS, 'RSSceneDataset')
         self.opt = opt
         self.scale = opt['scale']
         self.size = opt['gt_size']
