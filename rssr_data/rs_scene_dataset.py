@@ -8,7 +8,7 @@ import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from rssr_utils.radiometry import Radiometry, fill_invalid
+from rssr_utils.radiometry import Radiometry, RadiometryError, fill_invalid
 
 from .degradations import bicubic_lr
 from .rs_paired_dataset import refuse_unknown_keys
@@ -213,7 +213,7 @@ class RSSceneDataset(data.Dataset):
             self.offsets = [pair_offset(g, q, self.scale) for g, q in zip(self.scenes, self.lq_scenes)]
         self.radiometries = [self._radiometry(s, opt.get('radiometry')) for s in self.scenes]
         self.mtf = (
-            [r.band_mtf(len(s.bands)) for r, s in zip(self.radiometries, self.scenes)]
+            [self._mtf(s, r, opt.get('radiometry')) for s, r in zip(self.scenes, self.radiometries)]
             if self.lr_mode == 'sensor'
             else None
         )
@@ -221,6 +221,16 @@ class RSSceneDataset(data.Dataset):
         self.num_windows = opt.get('num_windows')
         self.grid = None if self.train else self._grid()
         self._handles, self._pid = {}, None
+
+    @staticmethod
+    def _mtf(scene, radiometry, spec):
+        """MTF at Nyquist of each selected band: the file's bands' (a sensor profile's defaults) picked by ``bands``,
+        else those the selection names itself (``band_names`` given for the selected bands)."""
+        try:
+            per_file = Radiometry.resolve(spec, 'radiometry').band_mtf(scene.count)
+        except RadiometryError:
+            return radiometry.band_mtf(len(scene.bands))
+        return [per_file[b - 1] for b in scene.bands]
 
     @staticmethod
     def _radiometry(scene, spec):
