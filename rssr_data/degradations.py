@@ -38,7 +38,7 @@ def check_lr_size(shape, scale, name='image'):
         )
 
 
-def bicubic_lr(hr, scale, name='image'):
+def bicubic_lr(hr, scale, name='image', value_range=(0, 1)):
     """MATLAB-bicubic LR image of ``hr`` mod-cropped to a multiple of ``scale``.
 
     Args:
@@ -47,10 +47,12 @@ def bicubic_lr(hr, scale, name='image'):
         scale (int): Downscaling factor; an HR with a side under it is refused
             (:class:`~rssr_utils.image_io.ImageError` naming ``name``).
         name (str): The HR's file name, for the error. Default: 'image'.
+        value_range (tuple): (low, high) that float results are clipped to, scalars or per-band
+            arrays (model values of a radiometry's valid range). Default: (0, 1).
 
     Returns:
         np.ndarray: (H // scale, W // scale, C); integer input gives the same integer
-        type, rounded; float input gives float32, clipped to [0, 1].
+        type, rounded; float input gives float32, clipped to ``value_range``.
     """
     check_lr_size(hr.shape, scale, name)
     hr = mod_crop(hr, scale)
@@ -59,4 +61,4 @@ def bicubic_lr(hr, scale, name='image'):
         peak = np.iinfo(hr.dtype).max
         lr = imresize(hr.astype(np.float64) / peak, 1 / scale)
         return np.ascontiguousarray(np.clip(np.round(lr * peak), 0, peak).astype(hr.dtype))
-    return np.ascontiguousarray(np.clip(imresize(hr, 1 / scale), 0, 1).astype(np.float32))
+    return np.ascontiguousarray(np.clip(imresize(hr, 1 / scale), *value_range).astype(np.float32))
