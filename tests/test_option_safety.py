@@ -35,7 +35,14 @@ def payload_file(tmp_path, marker):
 COMMANDS = {
     'train': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', opt],
     'test': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'test.py'), '-opt', opt],
-    'infer': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'infer.py'), out, out + '/sr', '-opt', opt],
+    'infer': lambda opt, out: [
+        sys.executable,
+        str(REPO / 'scripts' / 'infer.py'),
+        out + '/in',
+        out + '/sr',
+        '-opt',
+        opt,
+    ],
     'benchmark': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'benchmark.py'), '-opt', opt],
     'demo': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'demo.py'), '-opt', opt],
 }
@@ -45,6 +52,7 @@ COMMANDS = {
 def test_yaml_payload_runs_no_code_in_any_command(tmp_path, command):
     marker = tmp_path / 'pwned'
     opt = payload_file(tmp_path, marker)
+    (tmp_path / 'in').mkdir()  # scenes to infer: apart from the output folder, which rssr-infer checks first
     proc = run(COMMANDS[command](str(opt), str(tmp_path)), tmp_path)
     assert proc.returncode != 0
     assert not marker.exists()

@@ -168,6 +168,7 @@ def check_options(opt, is_train, source='option file'):
     opt.update(rest)
     _first(problems, check_name, opt.get('name'), source)
     _first(problems, _check_model_type, opt.get('model_type'))
+    _first(problems, _check_radiometry, opt.get('radiometry'))
     required = ['name', 'model_type', 'network_g', 'datasets', 'path'] + (['train', 'logger'] if is_train else [])
     problems += [f'{k}: missing (a required key)' for k in required if k not in opt]
     policy = _file_policy(opt)
@@ -219,6 +220,17 @@ def check_options(opt, is_train, source='option file'):
     if problems:
         lines = '\n'.join(f'{source}: {line.lstrip(": ")}' for line in problems)
         raise OptionError(lines)
+
+
+def _check_radiometry(spec):
+    """The top-level ``radiometry`` (a profile name or numbers; see rssr_utils.radiometry) must resolve."""
+    if spec is not None:
+        from rssr_utils.radiometry import Radiometry, RadiometryError
+
+        try:
+            Radiometry.resolve(spec, 'radiometry')
+        except RadiometryError as error:
+            raise OptionError(str(error)) from None
 
 
 def _check_model_type(model_type):

@@ -160,6 +160,8 @@ def options_struct(networks, datasets, train, val, strict=True, name=str):
         ('num_gpu', Union[NonNegInt, Literal['auto']], 'auto'),
         ('manual_seed', Optional[Seed], None),
         ('allow_file_arguments', bool, False),
+        # stored values <-> model values (a profile name or explicit numbers: rssr_utils.radiometry)
+        ('radiometry', Optional[Union[str, dict]], None),
         ('datasets', dict[str, datasets], msgspec.UNSET),
         ('network_g', networks, msgspec.UNSET),
         ('network_d', networks, msgspec.UNSET),
