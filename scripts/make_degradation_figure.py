@@ -1,4 +1,4 @@
-"""The README figure: an HR crop, its bicubic LR, three seeded real-degradation LRs, NLM- and BM3D-denoised HR.
+"""The figure of docs/degradations.md: HR crop, bicubic LR, three seeded real-degradation LRs, NLM and BM3D HR.
 
 Usage: python scripts/make_degradation_figure.py [--hr ../shared/samples/rssr25_sample/train/HR/42_1.png]
        [--crop Y X SIZE] [--scale 4] [--config realesrgan] [--out docs/degradations.png]

@@ -119,7 +119,7 @@ def test_folder_to_lmdb_round_trip_and_basicsr_reads_it(tmp_path):
 
 
 def test_presets_read_the_lmdbs_the_readme_command_writes(tmp_path):
-    """README's create_lmdb example writes <root>/<split>/{HR,LR_x8}.lmdb; RSSRUCMercedDataset finds them."""
+    """docs/datasets.md's create_lmdb example writes <root>/<split>/{HR,LR_x8}.lmdb; RSSRUCMercedDataset finds them."""
     root = tmp_path / 'UCMerced'
     split = root / 'train'
     make_scenes(split / 'HR', size=(32, 40))
@@ -140,7 +140,7 @@ def test_presets_read_the_lmdbs_the_readme_command_writes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with pytest.raises(FileNotFoundError, match=f'{split / "LR_x8.lmdb"} .dataroot_lq.*--input {split / "LR_x8"} '):
         dataset(**preset, io_backend={'type': 'lmdb'})
-    # README's command (both databases at once).
+    # docs/datasets.md's command (both databases at once).
     proc = run_script(
         'create_lmdb.py',
         '--input',

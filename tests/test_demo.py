@@ -62,33 +62,50 @@ def test_demo_trains_and_reports_validation_psnr(tmp_path):
 def _recorded_figures():
     """{'bicubic': x, 200: y, ...} from the table of docs/demo.md."""
     table = {}
-    for label, value in re.findall(r'^\| (.+?) \| ([\d.]+) \|$', (REPO / 'docs' / 'demo.md').read_text(), re.M):
+    # The first figure of each row: the recording (later columns may hold other CPUs' runs).
+    for label, value in re.findall(r'^\| (.+?) \| ([\d.]+) \|', (REPO / 'docs' / 'demo.md').read_text(), re.M):
         it = re.search(r'iteration (\d+)', label)
         table[int(it.group(1)) if it else 'bicubic' if label.startswith('bicubic') else label] = value
     return table
 
 
 def _printed_figures(out, iters):
-    """The bicubic baseline and the validation PSNR at each of ``iters`` (2-decimal strings) in the demo's output."""
+    """The bicubic baseline and the validation PSNR at each of ``iters`` (as printed) in the demo's output."""
     bicubic = re.search(r'Bicubic baseline on rssr_demo_val: PSNR ([\d.]+) dB', out).group(1)
     # BasicSR's validation log: one per val_freq, then one more after the last iteration (the same model).
     psnrs = re.findall(r'# psnr: ([\d.]+)', out)
     assert len(psnrs) == len(iters) + 1 and psnrs[-1] == psnrs[-2]
-    return {'bicubic': bicubic, **{it: f'{float(v):.2f}' for it, v in zip(iters, psnrs)}}
+    return {'bicubic': bicubic, **dict(zip(iters, psnrs))}
 
 
-@pytest.mark.slow  # the whole demo: a minute or two on 2 idle cores
-def test_demo_matches_the_recorded_run(tmp_path):
-    """README's first command, in a fresh folder, prints the figures docs/demo.md quotes (to 2 decimals)."""
+def _run_demo(folder, *overrides):
+    folder.mkdir()
+    args = [sys.executable, str(REPO / 'scripts' / 'demo.py'), *(['--force_yml', *overrides] if overrides else [])]
+    proc = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=3600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+@pytest.mark.slow  # the whole demo, then a second run to its first validation: 1-2 minutes on 2 idle cores
+def test_demo_matches_the_recorded_baseline_and_repeats_itself(tmp_path):
+    """README's first command, in a fresh folder: docs/demo.md's bicubic figure, and a run this machine repeats."""
     recorded = _recorded_figures()
     with open(REPO / 'options' / 'train_demo_x4.yml') as f:
         opt = yaml.safe_load(f)
-    iters = list(range(opt['val']['val_freq'], opt['train']['total_iter'] + 1, opt['val']['val_freq']))
+    first = opt['val']['val_freq']
+    iters = list(range(first, opt['train']['total_iter'] + 1, first))
     assert set(recorded) == {'bicubic', *iters}, recorded
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'scripts' / 'demo.py')], cwd=tmp_path, capture_output=True, text=True, timeout=3600
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-3000:]
-    assert _printed_figures(out, iters) == recorded
-    assert (tmp_path / 'experiments' / opt['name'] / 'demo_result.png').is_file()
+    printed = _printed_figures(_run_demo(tmp_path / 'a'), iters)
+    assert (tmp_path / 'a' / 'experiments' / opt['name'] / 'demo_result.png').is_file()
+    # The bicubic baseline is float64 arithmetic on fixed images: the same 2 decimals on any x86-64 CPU
+    # (24.1685 on AVX-512, 24.1686 on AVX2: only the summation order differs).
+    assert printed['bicubic'] == recorded['bicubic']
+    # Training is deterministic per machine only: float32 kernels round differently on AVX2 and AVX-512, and
+    # hundreds of Adam steps grow that into tenths of a dB (docs/demo.md: 22.11 / 22.73 / 22.50 recorded on
+    # AVX-512, 20.82 / 22.26 / 22.94 on AVX2). So the trained figures are compared with a second run on this
+    # machine, to all printed decimals, not with the recording; the recording only bounds them loosely.
+    print(f'figures on this machine: {printed}')  # shown by pytest -rP, for docs/demo.md
+    again = _printed_figures(_run_demo(tmp_path / 'b', f'train:total_iter={first}'), [first])
+    assert again == {'bicubic': printed['bicubic'], first: printed[first]}
+    assert all(abs(float(printed[it]) - float(recorded[it])) < 3 for it in iters)  # sane, not a broken run
