@@ -158,7 +158,7 @@ class _TiffWriter:
             driver='GTiff',
             width=width,
             height=height,
-            count=3,
+            count=meta.get('count', 3),
             dtype=meta['dtype'],
             tiled=True,
             blockxsize=self.block,
