@@ -6,7 +6,8 @@ with ``param_key_g``; the arch's initial weights when that is empty) or
 are read by :mod:`rssr_utils.weights` (no pickled code). ``--output DIR`` gets:
 
 * ``model.safetensors``: the state dict (no pickle), and ``model.json`` beside
-  it (the sidecar: ``network_g``, scale, input range, padding, rssr version),
+  it (the sidecar: ``network_g``, scale, input range, padding, rssr version,
+  ``bands`` and the option file's ``radiometry``),
   from which ``rssr-infer --weights DIR/model.safetensors`` and
   :func:`rssr_utils.weights.build_model` rebuild the network;
 * ``model.onnx``: float32 NCHW RGB in [0, 1] -> (B, 3, scale*H, scale*W),
@@ -85,6 +86,31 @@ def describe(net, network_opt, name, pad_multiple=None, tile=256, overlap=32):
     }
 
 
+def band_fields(network_opt, radiometry=None, bands=None, where='radiometry'):
+    """``bands`` (1-based file bands, in the model's order) and ``radiometry`` (``Radiometry.to_dict()`` of those
+    bands, None when none is declared) for the sidecar and the ONNX metadata.
+
+    Args:
+        network_opt (dict): ``network_g``; its ``num_in_ch`` (default 3) is the band count.
+        radiometry (str | dict | None): The option file's ``radiometry:``; per-band values of the file's bands
+            are picked by ``bands``.
+        bands (list[int] | None): The datasets' ``bands``; default 1..num_in_ch.
+        where (str): Named in errors.
+    """
+    from rssr_apps.inference.scene import model_radiometry
+    from rssr_utils.radiometry import Radiometry
+
+    count = network_opt.get('num_in_ch') or (len(bands) if bands else 3)
+    bands = list(bands or range(1, count + 1))
+    if len(bands) != count:
+        raise ValueError(f'{where}: bands {bands} are {len(bands)}, network_g.num_in_ch is {count}; make them agree.')
+    if radiometry is None:
+        return {'bands': bands, 'radiometry': None}
+    radiometry = Radiometry.resolve(radiometry, where)
+    file_count = max(len(radiometry.scale), len(radiometry.offset), len(radiometry.band_names or []), count)
+    return {'bands': bands, 'radiometry': model_radiometry(radiometry, bands, file_count, where).to_dict()}
+
+
 def save_safetensors(net, info, path):
     """Write ``net``'s state dict to ``path`` (.safetensors) and ``info`` to the sidecar beside it."""
     from rssr_utils.weights import sidecar_path, write_safetensors
@@ -119,6 +145,7 @@ def onnx_metadata(info, opset):
         'rssr_version': info['rssr_version'],
         'opset': opset,
     }
+    props.update({k: info[k] for k in ('bands', 'radiometry') if info.get(k) is not None})
     return {k: json.dumps(v) for k, v in props.items()}
 
 
@@ -130,10 +157,10 @@ def read_onnx_metadata(path):
     return {p.key: json.loads(p.value) for p in model.metadata_props}
 
 
-def example_input(multiple, batch=2):
+def example_input(multiple, batch=2, channels=3):
     """A traced example: non-square, sides not multiples of ``multiple``, batch > 1 (size-1 dims are made static)."""
     side = max(multiple, 2)
-    return torch.rand(batch, 3, 2 * side + 3, 3 * side + 1)
+    return torch.rand(batch, channels, 2 * side + 3, 3 * side + 1)
 
 
 def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=False):
@@ -151,7 +178,7 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
 
     net = prepare_export(net.eval().cpu())
     multiple = info['input']['min_size']
-    x = example_input(multiple)
+    x = example_input(multiple, channels=len(info.get('bands') or [1, 2, 3]))
     dims = (
         torch.export.Dim('batch', min=1, max=1024),
         torch.export.Dim('height', min=multiple, max=16384),
@@ -185,7 +212,7 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
     save_atomic(model, path, onnx.save)
-    return verify_onnx(net, path, [tuple(x.shape[-2:])])[0] if verify else None
+    return verify_onnx(net, path, [tuple(x.shape[-2:])], channels=x.shape[1])[0] if verify else None
 
 
 def onnx_session(path, device='cpu', threads=None):
@@ -202,13 +229,13 @@ def onnx_session(path, device='cpu', threads=None):
     return ort.InferenceSession(os.fspath(path), options, providers=providers)
 
 
-def verify_onnx(net, path, sizes, batch=1, seed=0):
+def verify_onnx(net, path, sizes, batch=1, seed=0, channels=3):
     """max |onnxruntime - PyTorch| of ``net`` and its export at each (h, w) in ``sizes`` (random inputs)."""
     session = onnx_session(path)
     generator = torch.Generator().manual_seed(seed)
     errors = []
     for h, w in sizes:
-        x = torch.rand(batch, 3, h, w, generator=generator)
+        x = torch.rand(batch, channels, h, w, generator=generator)
         with torch.no_grad():
             ref = net(x).numpy()
         out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
@@ -234,6 +261,8 @@ def export_model(
     verify=True,
     optimize=False,
     log=print,
+    radiometry=None,
+    bands=None,
 ):
     """Export ``network_opt`` (a ``network_g`` dict) with ``weights`` into the folder ``output``.
 
@@ -249,6 +278,8 @@ def export_model(
         tile, overlap (int): Tiling advice for the metadata (LR pixels).
         verify (bool): Compare onnxruntime with PyTorch on one input.
         optimize (bool): Run onnxscript's optimizer on the graph (slow for large graphs).
+        radiometry (str | dict | None): The option file's ``radiometry:`` (recorded, see :func:`band_fields`).
+        bands (list[int] | None): The 1-based file bands the model takes (default 1..num_in_ch).
 
     Returns:
         dict: Paths written and, with ``verify``, ``onnx_max_abs_error``.
@@ -265,6 +296,7 @@ def export_model(
     if scale_of(network_opt, net) is None:
         raise ValueError(f'{network_opt["type"]}: no upscale/scale option; add it to network_g.')
     info = describe(net, dict(network_opt), name, pad_multiple, tile, overlap)
+    info.update(band_fields(network_opt, radiometry, bands))
     os.makedirs(output, exist_ok=True)
     result = {}
     if 'safetensors' in formats:
@@ -332,6 +364,8 @@ def main(argv=None):
             args.overlap,
             not args.no_verify,
             args.optimize,
+            radiometry=spec.get('radiometry'),
+            bands=spec.get('bands'),
         )
     except (ValueError, TypeError, FileNotFoundError, WeightsError) as error:
         sys.exit(f'rssr-export: {error}')

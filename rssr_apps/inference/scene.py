@@ -229,27 +229,24 @@ def declared_radiometry(args, net):
     """The radiometry and bands the arguments and the model declare: ``(Radiometry | None, bands | None)``.
 
     ``--radiometry`` wins, then ``-opt``'s top-level ``radiometry:``, then the sidecar of ``--weights``
-    (``model.json``), then the ONNX metadata; ``--bands`` wins over the model's ``bands``.
+    (``model.json``, :func:`~rssr_utils.weights.sidecar_bands`), then the ONNX metadata; ``--bands`` wins
+    over the model's ``bands``.
     """
-    from rssr_utils.weights import model_options, read_sidecar
+    from rssr_utils.weights import model_options, sidecar_bands
 
-    spec, where, bands = None, None, None
+    radiometry, bands = None, None
     if args.onnx:
         declared = getattr(net, 'metadata', {})
-        spec, bands, source = declared.get('radiometry'), declared.get('bands'), f'{args.onnx} metadata'
+        bands = declared.get('bands')
+        if declared.get('radiometry') is not None:
+            radiometry = Radiometry.resolve(declared['radiometry'], f'{args.onnx}: metadata radiometry')
     elif args.opt:
         options = model_options(args.opt)
-        spec, bands, source = options.get('radiometry'), options.get('bands'), f'{args.opt}: radiometry'
-    else:
-        weights = args.weights or ''
-        sidecar = read_sidecar(weights) if weights.endswith('.safetensors') else None
-        declared = sidecar or {}
-        spec, bands, source = declared.get('radiometry'), declared.get('bands'), f'{weights} sidecar'
-    if spec is not None:
-        where = source
+        bands = options.get('bands')
+        if options.get('radiometry') is not None:
+            radiometry = Radiometry.resolve(options['radiometry'], f'{args.opt}: radiometry')
+    elif (args.weights or '').endswith('.safetensors'):
+        bands, radiometry = sidecar_bands(args.weights)
     if args.radiometry is not None:
-        spec, where = parse_radiometry(args.radiometry), '--radiometry'
-    bands = list(args.bands) if args.bands else bands
-    if spec is None:
-        return None, bands
-    return Radiometry.resolve(spec, where), bands
+        radiometry = Radiometry.resolve(parse_radiometry(args.radiometry), '--radiometry')
+    return radiometry, list(args.bands) if args.bands else bands
