@@ -7,7 +7,16 @@ from setuptools.command.build import build
 
 AUTOLOAD_PTH = 'rssr-autoload.pth'  # one line, `import rssr_autoload`: the start-up hook (see rssr_autoload.py)
 # Top-level packages, lowest room first (docs/architecture.md).
-PACKAGES = ['rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_utils', 'rssr_model', 'rssr_patches', 'rssr_apps']
+PACKAGES = [
+    'rssr_arch',
+    'rssr_loss',
+    'rssr_data',
+    'rssr_metrics',
+    'rssr_utils',
+    'rssr_model',
+    'rssr_patches',
+    'rssr_apps',
+]
 EXPORT = ['onnx', 'onnxruntime', 'onnxscript']  # the ONNX export and onnxruntime inference
 
 
@@ -60,6 +69,7 @@ setup(
             'rssr_arch',
             'rssr_loss',
             'rssr_data',
+            'rssr_metrics',
             'rssr_model',
             'rssr_utils',
             'rssr_patches',
@@ -81,11 +91,13 @@ setup(
         'scikit-image',
         'matplotlib',
         'safetensors',
+        'torchmetrics',  # SAM, ERGAS, SSIM of rssr_metrics
+        'scipy',
     ],
     extras_require={
         # rasterio: the GeoTIFF tests; bm3d: the denoising tests; onnx*: the export tests; ruff: the lint CI runs
         # (pinned: its formatter's style changes between releases)
-        'test': ['pytest', 'rasterio', 'bm3d', *EXPORT, 'ruff==0.17.6'],
+        'test': ['pytest', 'rasterio', 'bm3d', 'sewar', *EXPORT, 'ruff==0.17.6'],
         'geo': ['rasterio'],
         'denoise': ['bm3d'],  # --method bm3d of denoise_hr.py / prepare_dataset.py
         'export': EXPORT,  # rssr-export --formats onnx, rssr-infer --onnx

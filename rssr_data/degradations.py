@@ -24,17 +24,19 @@ def mod_crop(img, scale):
     return img[: h - h % scale, : w - w % scale]
 
 
-def bicubic_lr(hr, scale):
+def bicubic_lr(hr, scale, value_range=(0, 1)):
     """MATLAB-bicubic LR image of ``hr`` mod-cropped to a multiple of ``scale``.
 
     Args:
         hr (np.ndarray): (H, W, C) HR image: uint8 / uint16 (values scaled by the
             type's maximum, as MATLAB's ``im2double``), or float in [0, 1].
         scale (int): Downscaling factor.
+        value_range (tuple): (low, high) that float results are clipped to, scalars or per-band
+            arrays (model values of a radiometry's valid range). Default: (0, 1).
 
     Returns:
         np.ndarray: (H // scale, W // scale, C); integer input gives the same integer
-        type, rounded; float input gives float32, clipped to [0, 1].
+        type, rounded; float input gives float32, clipped to ``value_range``.
     """
     if min(hr.shape[:2]) < scale:
         raise ValueError(f'an image of {hr.shape[0]}x{hr.shape[1]} is smaller than the scale {scale}: no LR pixel.')
@@ -44,4 +46,4 @@ def bicubic_lr(hr, scale):
         peak = np.iinfo(hr.dtype).max
         lr = imresize(hr.astype(np.float64) / peak, 1 / scale)
         return np.ascontiguousarray(np.clip(np.round(lr * peak), 0, peak).astype(hr.dtype))
-    return np.ascontiguousarray(np.clip(imresize(hr, 1 / scale), 0, 1).astype(np.float32))
+    return np.ascontiguousarray(np.clip(imresize(hr, 1 / scale), *value_range).astype(np.float32))

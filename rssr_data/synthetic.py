@@ -15,6 +15,7 @@ size x ``scale``), optionally starting some LR pixels further in, to test
 pairing by geotransform.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -33,6 +34,7 @@ NODATA = 0
 _STRIP = 512  # rows computed and written at once (memory: _STRIP x width x 4 float32 values, a few times)
 
 
+@functools.lru_cache(maxsize=1)
 def _source_images():
     """scikit-image's colour samples as (H, W, 3) float32 RGB in [0, 1], the texture of the scenes."""
     from skimage import data
@@ -63,23 +65,26 @@ def reflectance(rows, cols, seed=0):
     images = _source_images()
     image = images[int(rng.integers(len(images)))].astype(np.float32) / 255
     shift = rng.integers(0, 4096, size=2)
-    r = _mirror_index(rows[:, None] + shift[0], image.shape[0])
-    c = _mirror_index(cols[None, :] + shift[1], image.shape[1])
-    texture = image[r, c]  # (H, W, 3) RGB
+    r = _mirror_index(rows + shift[0], image.shape[0])
+    c = _mirror_index(cols + shift[1], image.shape[1])
+    texture = image.take(r, axis=0).take(c, axis=1)  # (H, W, 3) RGB
     luminance = texture.mean(axis=2, keepdims=True)
     # Land cover from a few random sinusoids over scene coordinates: smooth at the scale of hundreds of pixels.
-    y, x = rows[:, None].astype(np.float32), cols[None, :].astype(np.float32)
-    field = np.zeros((len(rows), len(cols), 2), np.float32)
+    # sin(a + b) = sin a cos b + cos a sin b: outer products of row and column terms, cheap for big strips.
+    field = np.zeros((2, len(rows), len(cols)), np.float32)
     for k in range(2):
         for _ in range(3):
             fy, fx = rng.uniform(-1, 1, size=2) * 2 * np.pi / 300
-            field[..., k] += np.sin(fy * y + fx * x + rng.uniform(0, 2 * np.pi)).astype(np.float32)
-    vegetation = 1 / (1 + np.exp(-1.5 * field[..., 0]))
-    water = np.clip(field[..., 1] - 1.6, 0, 1) * (1 - vegetation)
+            a, b = fy * rows + rng.uniform(0, 2 * np.pi), fx * cols
+            field[k] += np.outer(np.sin(a), np.cos(b)).astype(np.float32)
+            field[k] += np.outer(np.cos(a), np.sin(b)).astype(np.float32)
+    vegetation = 1 / (1 + np.exp(-1.5 * field[0]))
+    water = np.clip(field[1] - 1.6, 0, 1) * (1 - vegetation)
     soil = 1 - vegetation - water
-    cover = np.stack([vegetation, soil, water], axis=2)  # (H, W, 3) fractions
-    spectra = np.stack([SPECTRA['vegetation'], SPECTRA['soil'], SPECTRA['water']]).astype(np.float32)  # (3, 4)
-    base = cover @ spectra  # (H, W, 4)
+    base = sum(
+        cover[..., None] * SPECTRA[name].astype(np.float32)
+        for cover, name in ((vegetation, 'vegetation'), (soil, 'soil'), (water, 'water'))
+    )  # (H, W, 4)
     # Texture: each visible band by its colour channel (BGR order of B2, B3, B4 = blue, green, red), NIR by luminance.
     detail = np.concatenate([texture[..., ::-1], luminance], axis=2)
     return (base * (0.4 + 1.2 * detail)).astype(np.float32)
@@ -186,7 +191,7 @@ def write_lr_scene(hr_path, path, scale, offset=(0, 0), overwrite=False):
     lr = np.round(blocks.astype(np.float64).mean(axis=(2, 4))).astype(np.uint16)
     lr[:, invalid] = NODATA
     lr = lr[:, offset[0] :, offset[1] :]
-    lr_transform = transform * Affine.translation(offset[1] * scale, offset[0] * scale) * Affine.scale(scale)
+    lr_transform = transform @ Affine.translation(offset[1] * scale, offset[0] * scale) @ Affine.scale(scale)
     profile.update(height=lr.shape[1], width=lr.shape[2], transform=lr_transform, blockxsize=128, blockysize=128)
     tmp = f'{path}.{os.getpid()}.tmp.tif'
     with rasterio.open(tmp, 'w', **profile) as dst:

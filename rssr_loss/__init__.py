@@ -1,3 +1,16 @@
+"""rssr's losses (``*_loss.py``, registered in BasicSR's ``LOSS_REGISTRY``).
+
+Masks (nodata, a mask band, a cloud mask) reach every loss as BasicSR's
+``weight``: an (N, 1, H, W) or (N, C, H, W) tensor, 1 = valid, 0 = left out.
+BasicSR's ``L1Loss``, ``MSELoss`` and ``CharbonnierLoss`` then average over
+valid pixels only (``weight_reduce_loss``: sum of weighted errors / (sum of
+weights x bands)), so they need no wrapper; the values under a 0 must be
+finite (0 x NaN is NaN), e.g. filled with
+:func:`rssr_utils.radiometry.fill_invalid`. ``ExtremumVarianceLoss`` leaves out
+every window touching a 0 and ``VGGFeatureLoss`` gives masked pixels the
+target's values; both work per band / through ``rgb_bands`` for any band count.
+"""
+
 import importlib
 from os import path as osp
 

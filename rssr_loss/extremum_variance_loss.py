@@ -1,4 +1,5 @@
 import torch
+from basicsr.losses.loss_util import weight_reduce_loss
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
@@ -123,6 +124,11 @@ class ExtremumVarianceLoss(nn.Module):
     largest/smallest values of each ``extremum_window`` window (stride
     ``extremum_stride``). The paper uses it with weight 0.1 next to L1.
 
+    Every map is per band, so any band count works: the loss of an N-band
+    image is the mean of its bands' losses. With a mask (``weight``, 1 =
+    valid), every window that touches a masked pixel is left out of the maps'
+    L1 (nodata and cloud pixels, whatever their values, change nothing).
+
     The paper computes it on images in [-1, 1]. Images in ``value_range`` are
     mapped linearly to [-1, 1] first, so with BasicSR's [0, 1] images the loss
     equals the paper's (without the mapping, variances would be 4x and extremes
@@ -174,13 +180,40 @@ class ExtremumVarianceLoss(nn.Module):
     def forward(self, pred, target, weight=None, **kwargs):
         """
         Args:
-            pred (Tensor): (N, C, H, W).
+            pred (Tensor): (N, C, H, W), any C.
             target (Tensor): (N, C, H, W), compared without gradient.
-            weight: unsupported (the maps have other sizes than the images).
+            weight (Tensor | None): (N, 1, H, W) or (N, C, H, W) mask, 1 = valid, 0 = left out (nodata, cloud),
+                as BasicSR's pixel losses take it. A window touching a 0 is left out; with no window left the
+                loss is 0.
         """
-        if weight is not None:
-            raise ValueError('ExtremumVarianceLoss does not take element-wise weights.')
+        if weight is None:
+            with torch.no_grad():
+                target_maps = self._maps(target)
+            loss = sum(F.l1_loss(p, t, reduction=self.reduction) for p, t in zip(self._maps(pred), target_maps))
+            return self.loss_weight * loss
+        if weight.dim() != 4 or weight.shape[1] not in (1, pred.shape[1]) or weight.shape[-2:] != pred.shape[-2:]:
+            raise ValueError(
+                f'ExtremumVarianceLoss: weight {tuple(weight.shape)} must be an (N, 1 or C, H, W) mask for '
+                f'images {tuple(pred.shape)}.'
+            )
+        if not torch.all((weight == 0) | (weight == 1)):
+            raise ValueError('ExtremumVarianceLoss: weight must be a 0/1 mask (1 = valid); it is not.')
+        valid = weight.bool()
+        # Masked pixels only reach windows that are dropped; zeroed so NaN or nodata values cannot spread.
+        pred, target = torch.where(valid, pred, 0.0), torch.where(valid, target, 0.0)
         with torch.no_grad():
             target_maps = self._maps(target)
-        loss = sum(F.l1_loss(p, t, reduction=self.reduction) for p, t in zip(self._maps(pred), target_maps))
+            # A window is kept when all its pixels are valid: a min-pool of the mask with the window's geometry.
+            window_masks = [
+                -F.max_pool2d(-weight.to(pred.dtype), window, stride)
+                for window, stride in (
+                    (self.var_window, self.var_stride),
+                    (self.extremum_window, self.extremum_stride),
+                    (self.extremum_window, self.extremum_stride),
+                )
+            ]
+        loss = pred.sum() * 0  # stays in the graph when every window is masked
+        for p, t, keep in zip(self._maps(pred), target_maps, window_masks):
+            if keep.any():  # BasicSR's masked mean: over the kept windows (and bands) only
+                loss = loss + weight_reduce_loss((p - t).abs(), keep, self.reduction)
         return self.loss_weight * loss

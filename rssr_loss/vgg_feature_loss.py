@@ -62,6 +62,14 @@ class VGGFeatureLoss(nn.Module):
     ``PerceptualLoss`` cannot express this: its 'l2' criterion is broken in
     1.4.2 and it always normalises or maps to [0, 1].
 
+    VGG sees three bands: an RGB image as it is, any other band count through
+    ``rgb_bands`` (the 1-based red, green and blue bands of the model's bands,
+    e.g. ``[3, 2, 1]`` for a Sentinel-2 B2, B3, B4, B8 stack); without it, an
+    image of another band count is refused by name at the first forward. With
+    a mask (``weight``, 1 = valid) the prediction's masked pixels are replaced
+    by the target's, so they add no difference and get no gradient (VGG's
+    receptive field still lets valid pixels near them see their values).
+
     Args:
         loss_weight (float): Loss weight. Default: 1.0.
         layer (str): Last VGG19 conv layer, e.g. 'conv3_3'. Default: 'conv3_3'.
@@ -69,12 +77,26 @@ class VGGFeatureLoss(nn.Module):
             downloaded). Default: 'experiments/pretrained_models/vgg19-dcbb9e9d.pth'.
         value_range (tuple[float]): Range of the input images. Default: (0, 1).
         reduction (str): 'mean' | 'sum'. Default: 'mean'.
+        rgb_bands (list[int] | None): 1-based red, green, blue bands of N-band images. Default: None (RGB).
     """
 
     def __init__(
-        self, loss_weight=1.0, layer='conv3_3', vgg_path=DEFAULT_VGG19_PATH, value_range=(0.0, 1.0), reduction='mean'
+        self,
+        loss_weight=1.0,
+        layer='conv3_3',
+        vgg_path=DEFAULT_VGG19_PATH,
+        value_range=(0.0, 1.0),
+        reduction='mean',
+        rgb_bands=None,
     ):
         super().__init__()
+        if rgb_bands is not None and (
+            len(rgb_bands) != 3 or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in rgb_bands)
+        ):
+            raise ValueError(
+                f'perceptual_opt.rgb_bands {rgb_bands!r} must be three 1-based band numbers (red, green, blue).'
+            )
+        self.rgb_bands = None if rgb_bands is None else [b - 1 for b in rgb_bands]
         if layer not in VGG19_CONV_INDEX:
             raise ValueError(f'Unknown VGG19 layer {layer!r}; choose one of {list(VGG19_CONV_INDEX)}.')
         if reduction not in ('mean', 'sum'):
@@ -90,8 +112,33 @@ class VGGFeatureLoss(nn.Module):
         self.features.eval()  # fixed feature extractor
         return self
 
-    def forward(self, pred, target, **kwargs):
-        """pred, target: (N, 3, H, W) images in ``value_range``."""
+    def _rgb(self, x):
+        """(N, C, H, W) -> (N, 3, H, W): the ``rgb_bands`` of x, or x itself when it is RGB."""
+        bands = x.shape[1]
+        if self.rgb_bands is None:
+            if bands != 3:
+                raise ValueError(
+                    f'VGGFeatureLoss: the images have {bands} band(s) and VGG needs 3; set perceptual_opt.rgb_bands '
+                    'to the 1-based red, green and blue bands (e.g. [3, 2, 1] for B2, B3, B4, B8).'
+                )
+            return x
+        if max(self.rgb_bands) >= bands:
+            raise ValueError(
+                f'perceptual_opt.rgb_bands {[b + 1 for b in self.rgb_bands]} asks for a band the {bands}-band '
+                'images do not have.'
+            )
+        return x[:, self.rgb_bands]
+
+    def forward(self, pred, target, weight=None, **kwargs):
+        """
+        Args:
+            pred (Tensor): (N, C, H, W) images in ``value_range``; C = 3, or any with ``rgb_bands``.
+            target (Tensor): (N, C, H, W).
+            weight (Tensor | None): (N, 1, H, W) or (N, C, H, W) mask, 1 = valid.
+        """
+        if weight is not None:
+            pred = torch.where(weight.bool(), pred, target)
+        pred, target = self._rgb(pred), self._rgb(target)
         pred_feat = self.features(pred * self.scale + self.shift)
         with torch.no_grad():
             target_feat = self.features(target * self.scale + self.shift)

@@ -5,7 +5,10 @@ from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from rssr_utils.radiometry import Radiometry
 from rssr_utils.tiling import TiledSR
+
+from .rs_validation import needs_model_values, validate
 
 # Loss slots, in the order they are added to the total; each is optional.
 LOSS_SLOTS = ('pixel_opt', 'perceptual_opt', 'local_opt')
@@ -45,6 +48,17 @@ class RSSRModel(SRModel):
       whole-image pass for networks whose receptive field fits in
       ``overlap // 4`` LR pixels. Without ``tile``, whole images, as SRModel.
 
+    * radiometry and masks: the option file's top-level ``radiometry`` (a
+      profile name or explicit numbers, :mod:`rssr_utils.radiometry`; default
+      ``uint8``) is :attr:`radiometry`. A batch's ``mask`` (B, 1, H, W), 1 on
+      valid ground-truth pixels (:class:`rssr_data.rs_scene_dataset.RSSceneDataset`
+      gives one), is the element weight of the ``pixel_opt`` loss, so nodata
+      pixels do not count. Unless the run is 8-bit RGB scored by BasicSR's own
+      metrics, validation scores (H, W, C) outputs in model values with the
+      mask and the radiometry and skips windows without a valid pixel
+      (:mod:`rssr_model.rs_validation`); 8-bit RGB runs validate exactly as
+      SRModel does.
+
     Train option keys: ``pixel_opt``, ``perceptual_opt``, ``local_opt``,
     ``output_weights``, ``optim_g``, ``scheduler``, ``total_iter``,
     ``warmup_iter``, ``ema_decay``. ``val.tile`` keys: ``size``, ``overlap``,
@@ -52,6 +66,8 @@ class RSSRModel(SRModel):
     """
 
     def __init__(self, opt):
+        self.radiometry = Radiometry.resolve(opt.get('radiometry'), f'{opt.get("name")}: radiometry')
+        self.mask = None
         super().__init__(opt)
         self.tile_opt = self._tile_options((opt.get('val') or {}).get('tile'))
 
@@ -67,6 +83,19 @@ class RSSRModel(SRModel):
         if not 0 <= tile['overlap'] < tile['size']:
             raise ValueError(f'{where}: overlap {tile["overlap"]} must be at least 0 and smaller than size.')
         return tile
+
+    def feed_data(self, data):
+        """SRModel's ``feed_data``, plus the batch's valid ``mask`` (B, 1, H, W) when the data set gives one."""
+        super().feed_data(data)
+        self.mask = data['mask'].to(self.device) if 'mask' in data else None
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """SRModel's validation for 8-bit RGB; in model values otherwise (see the class docstring)."""
+        network = self.opt['network_g']
+        bands = network.get('num_out_ch', network.get('num_in_ch'))
+        if needs_model_values(self.opt, self.radiometry, bands):
+            return validate(self, dataloader, current_iter, tb_logger, save_img)
+        return super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
 
     def test(self):
         """Super-resolve ``self.lq`` (B, C, h, w) into ``self.output`` (B, C, h*scale, w*scale), tiled if asked."""
@@ -136,7 +165,10 @@ class RSSRModel(SRModel):
             ):
                 if criterion is None:
                     continue
-                terms = criterion(output, self.gt)
+                if name == 'l_pix' and self.mask is not None and not bool(self.mask.all()):
+                    terms = criterion(output, self.gt, weight=self.mask)  # nodata pixels weigh 0
+                else:
+                    terms = criterion(output, self.gt)
                 # BasicSR's PerceptualLoss returns (perceptual, style), either may be None.
                 named = zip(('l_percep', 'l_style'), terms) if isinstance(terms, tuple) else ((name, terms),)
                 for term_name, term in named:

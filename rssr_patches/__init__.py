@@ -72,7 +72,7 @@ from rssr_utils.weights import build_network
 
 from . import entry, training
 
-PACKAGES = ('rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_model')
+PACKAGES = ('rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_metrics', 'rssr_model')
 # Model modules of BasicSR 1.4.2 that bind `build_network` at import.
 _BUILD_NETWORK_USERS = (
     'basicsr.archs',
