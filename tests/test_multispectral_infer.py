@@ -164,3 +164,27 @@ def test_radiometry_errors_are_named_and_leave_nothing(tmp_path, capsys):
     run(src, tmp_path / 'out', *bicubic, '--radiometry', '{"scale": 0.5, "valid_range": [0, 200]}')
     with rasterio.open(tmp_path / 'out' / 'rgb8.tif') as out:
         assert out.dtypes == ('uint8',) * 3 and (out.read() == 7).all()
+
+
+def test_report_prints_and_writes_the_lr_consistency(tmp_path, capsys):
+    from rssr_metrics.consistency import lr_consistency
+
+    src = synthetic(tmp_path / 'scene.tif', (64, 64), seed=5)
+    bicubic = ['--arch', 'Bicubic', '--arch-args', '{"upscale": 2}', '--tile', '32', '--overlap', '8']
+    run(src, tmp_path / 'out', *bicubic, '--radiometry', 'sentinel2_l2a', '--report')
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith('scene.tif: LR consistency over 1 windows of 64 LR px') and 'spectral_angle' in line
+    report = json.loads((tmp_path / 'out' / 'scene.report.json').read_text())
+    # The same figures as lr_consistency on the whole (one-window) scene with the Sentinel-2 MTFs.
+    rad = Radiometry.resolve('sentinel2_l2a')
+    with rasterio.open(src) as f, rasterio.open(tmp_path / 'out' / 'scene.tif') as g:
+        lr, sr = f.read().transpose(1, 2, 0), g.read().transpose(1, 2, 0)
+    mask = rad.valid_mask(lr)
+    lr_model, sr_model = fill_invalid(rad.to_model(lr), mask), fill_invalid(rad.to_model(sr), rad.valid_mask(sr))
+    expected = lr_consistency(sr_model, lr_model, 2, mtf=[0.26, 0.28, 0.24, 0.26], mask=mask)
+    assert report['windows'] == 1 and report['valid_lr_pixels'] == expected.pop('pixels')
+    for key, value in expected.items():
+        np.testing.assert_allclose(report['metrics'][key], value, rtol=1e-9)
+    assert report['metrics']['reflectance_mae'] < 0.01  # bicubic SR degraded back is close to its LR
+    with pytest.raises(SystemExit):
+        run(src, tmp_path / 'out2', *bicubic, '--report')  # no radiometry: no consistency in stored values

@@ -1,11 +1,12 @@
 """``rssr-infer --report``: how well a super-resolved scene agrees with its own LR input (no HR needed).
 
-The SR output, degraded back to the LR grid with the sensor's MTF
-(:func:`rssr_metrics.lr_consistency`, opensr-test's consistency check), is
+The SR output, degraded back to the LR grid with the sensor's MTF (the
+radiometry's per-band MTF; MATLAB bicubic when it declares none) by
+:func:`rssr_metrics.consistency.lr_consistency` (opensr-test's check), is
 compared with the LR input on a grid of at most ``MAX_WINDOWS`` LR windows of
 ``WINDOW`` pixels spread over the scene (both read by windows, so a whole
-scene is never held): mean absolute reflectance error, spectral angle and the
-spatial shift found by phase correlation. Windows with under half their pixels
+scene is never held, and no pixel is counted twice): mean absolute reflectance
+error, spectral angle and the spatial shift found by phase correlation. Windows with under half their pixels
 valid are left out; figures are means over windows weighted by valid pixels.
 The report is printed and written beside the output as ``<output>.report.json``.
 """
@@ -24,17 +25,16 @@ MAX_WINDOWS = 16
 
 
 def report_windows(height, width, window=WINDOW, max_windows=MAX_WINDOWS):
-    """(top, left, side) of at most ``max_windows`` LR windows on an even grid over the scene."""
+    """(top, left, side) of at most ``max_windows`` non-overlapping LR windows, evenly picked from the grid."""
     side = min(window, height, width)
-    per_axis = max(1, int(np.sqrt(max_windows)))
-    tops = np.unique(np.linspace(0, height - side, per_axis).round().astype(int))
-    lefts = np.unique(np.linspace(0, width - side, per_axis).round().astype(int))
-    return [(int(t), int(x), side) for t in tops for x in lefts]
+    grid = [(t, x) for t in range(0, height - side + 1, side) for x in range(0, width - side + 1, side)]
+    picked = np.unique(np.linspace(0, len(grid) - 1, min(max_windows, len(grid))).round().astype(int))
+    return [(grid[i][0], grid[i][1], side) for i in picked]
 
 
 def consistency(src, dst, scale, radiometry, bands=None, window=WINDOW, max_windows=MAX_WINDOWS):
     """LR consistency of ``dst`` (the SR scene) with ``src`` (its LR input), as a JSON-able dict."""
-    from rssr_metrics import lr_consistency
+    from rssr_metrics.consistency import NoValidPixelsError, lr_consistency
 
     lr_source, sr_source = SceneSource(src, bands), SceneSource(dst)
     try:
@@ -42,10 +42,11 @@ def consistency(src, dst, scale, radiometry, bands=None, window=WINDOW, max_wind
         try:
             mtf = radiometry.band_mtf(n)
         except RadiometryError:
-            mtf = None  # no sensor MTF declared: lr_consistency's default blur
+            mtf = None  # no sensor MTF declared: degraded by MATLAB bicubic, as bicubic-trained models' LR
         lr_scene, sr_scene = ModelStrips(lr_source, radiometry), ModelStrips(sr_source, radiometry)
         sums, weight, used = {}, 0, 0
-        for top, left, side in report_windows(lr_source.height, lr_source.width, window, max_windows):
+        windows = report_windows(lr_source.height, lr_source.width, window, max_windows)
+        for top, left, side in windows:
             lr_stored = lr_source.read(top, top + side)[:, :, left : left + side]
             mask = lr_scene.valid(lr_stored)
             if mask.mean() < 0.5:
@@ -54,10 +55,14 @@ def consistency(src, dst, scale, radiometry, bands=None, window=WINDOW, max_wind
             # Nodata filled as the network saw it, so the blur of the degradation does not spread it.
             lr = fill_invalid(radiometry.to_model(lr_stored.transpose(1, 2, 0)), mask)
             sr = fill_invalid(radiometry.to_model(sr_stored.transpose(1, 2, 0)), sr_scene.valid(sr_stored))
-            figures = lr_consistency(sr, lr, scale, mtf=mtf, mask=mask)
-            valid = int(mask.sum())
+            try:
+                figures = lr_consistency(sr, lr, scale, mtf=mtf, mask=mask)
+            except NoValidPixelsError:  # every valid pixel within the kernel's reach of nodata
+                continue
+            valid = figures.pop('pixels')
             for key, value in figures.items():
-                sums[key] = sums.get(key, 0) + valid * np.asarray(value, np.float64)
+                if value is not None:  # spectral_angle of 1-band data
+                    sums[key] = sums.get(key, 0) + valid * np.asarray(value, np.float64)
             weight, used = weight + valid, used + 1
     finally:
         lr_source.close()
@@ -67,8 +72,8 @@ def consistency(src, dst, scale, radiometry, bands=None, window=WINDOW, max_wind
         'output': dst,
         'scale': scale,
         'windows': used,
-        'window_size': window,
-        'valid_lr_pixels': weight,
+        'window_size': windows[0][2],
+        'valid_lr_pixels': weight,  # compared: valid and away from nodata by the degradation kernel's reach
         'radiometry': radiometry.name or 'explicit',
         'mtf': mtf,
         'metrics': {k: (v / weight).tolist() for k, v in sums.items()} if weight else {},
@@ -81,7 +86,7 @@ def report_text(report):
     if not report['windows']:
         return f'{name}: no LR window with at least half its pixels valid; no consistency figures.'
     figures = ', '.join(
-        f'{k} {v:.4g}' if np.ndim(v) == 0 else f'{k} {[round(x, 4) for x in np.ravel(v)]}'
+        f'{k} {v:.4g}' if np.ndim(v) == 0 else f'{k} {[round(float(x), 4) for x in np.ravel(v)]}'
         for k, v in report['metrics'].items()
     )
     return (
