@@ -97,7 +97,9 @@ def band_fields(network_opt, radiometry=None, bands=None, where='radiometry'):
         bands (list[int] | None): The datasets' ``bands``; default 1..num_in_ch.
         where (str): Named in errors.
     """
-    from rssr_apps.inference.scene import model_radiometry
+    from types import SimpleNamespace
+
+    from rssr_data.rs_scene_dataset import band_radiometry
     from rssr_utils.radiometry import Radiometry
 
     count = network_opt.get('num_in_ch') or (len(bands) if bands else 3)
@@ -107,8 +109,9 @@ def band_fields(network_opt, radiometry=None, bands=None, where='radiometry'):
     if radiometry is None:
         return {'bands': bands, 'radiometry': None}
     radiometry = Radiometry.resolve(radiometry, where)
-    file_count = max(len(radiometry.scale), len(radiometry.offset), len(radiometry.band_names or []), count)
-    return {'bands': bands, 'radiometry': model_radiometry(radiometry, bands, file_count, where).to_dict()}
+    # Per-band values are for the file's bands (as the datasets read them) when they reach every selected band.
+    file = SimpleNamespace(path=where, bands=bands, count=max(len(radiometry.scale), len(radiometry.offset), *bands))
+    return {'bands': bands, 'radiometry': band_radiometry(radiometry, file).to_dict()}
 
 
 def save_safetensors(net, info, path):

@@ -23,6 +23,7 @@ from os import path as osp
 
 import numpy as np
 
+from rssr_data.rs_scene_dataset import band_radiometry
 from rssr_utils.image_io import MAX_PIXELS, ImageError, check_size
 from rssr_utils.radiometry import Radiometry, RadiometryError, fill_invalid
 
@@ -46,7 +47,7 @@ class SceneSource:
         if rasterio is None:
             self.array, meta = read_scene(path, tuple(bands or (1, 2, 3)), max_pixels)
             self.bands, (_, self.height, self.width) = list(bands or (1, 2, 3)), self.array.shape
-            self.meta = {**meta, 'count': 3}
+            self.meta, self.count = {**meta, 'count': 3}, 3
             return
         if osp.isfile(path) and osp.getsize(path) == 0:
             raise ImageError(f'{path}: is empty (0 bytes); re-export or re-download it, or remove it.')
@@ -54,7 +55,7 @@ class SceneSource:
             self.file = rasterio.open(path)
         except rasterio.errors.RasterioError as error:
             raise ImageError(f'{path}: cannot be read ({error}).') from error
-        count = self.file.count
+        self.count = count = self.file.count
         self.bands = list(bands or range(1, count + 1))
         if min(self.bands) < 1 or max(self.bands) > count:
             self.close()
@@ -121,20 +122,6 @@ class ModelStrips:
         return self.strip[:, :, xs]
 
 
-def model_radiometry(radiometry, bands, count, where):
-    """The radiometry of the network's bands: per-band lists given for the file's ``count`` bands are picked by
-    ``bands``; lists of one value or of ``len(bands)`` values are taken as they are."""
-    sizes = {len(v) for v in (radiometry.scale, radiometry.offset, radiometry.band_names or [0]) if len(v) > 1}
-    if not sizes or sizes == {len(bands)}:
-        return radiometry
-    if sizes == {count}:
-        return radiometry.select(bands)
-    raise RadiometryError(
-        f'{where}: per-band values for {sorted(sizes)} bands, but the file has {count} and --bands selects '
-        f'{len(bands)}; give one value or one per band.'
-    )
-
-
 def check_stored_type(radiometry, dtype, path):
     """Refuse a scene whose integer type cannot hold the radiometry's valid range (outputs keep the input type)."""
     if np.issubdtype(dtype, np.integer):
@@ -153,7 +140,8 @@ def super_resolve_scene(engine, src, dst, radiometry, bands=None, progress=None,
     Args:
         engine (TiledSR): The tiled network.
         src, dst (str): Input scene and output file.
-        radiometry (Radiometry): Declared for the file's bands (or the selected ones, see :func:`model_radiometry`).
+        radiometry (Radiometry): Declared for the file's bands (or the selected ones: see
+            :func:`rssr_data.rs_scene_dataset.band_radiometry`, which the training windows use too).
         bands (list[int] | None): 1-based bands to super-resolve; None: all.
         progress (callable | None): Called with the number of tiles after each forward.
         max_pixels (int): Largest LR width x height accepted.
@@ -167,8 +155,7 @@ def super_resolve_scene(engine, src, dst, radiometry, bands=None, progress=None,
     tmp, writer = f'{dst}.part{osp.splitext(dst)[1]}', None
     try:
         meta, s = source.meta, engine.scale
-        count = source.file.count if source.file is not None else 3
-        radiometry = model_radiometry(radiometry, source.bands, count, f'{src}: radiometry')
+        radiometry = band_radiometry(radiometry, source)
         check_stored_type(radiometry, meta['dtype'], src)
         nodata = radiometry.nodata if radiometry.nodata is not None else meta['nodata']
         if nodata is not None and np.issubdtype(meta['dtype'], np.integer) and not np.isnan(nodata):
