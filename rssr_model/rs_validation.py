@@ -33,6 +33,8 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from rssr_metrics import NoValidPixelsError
+
 # The arguments a model-value metric may receive from the model (each only when its options do not set it).
 MODEL_VALUE_ARGS = ('mask', 'radiometry', 'scale')
 
@@ -98,7 +100,7 @@ def bands_radiometry(radiometry, num_bands, dataset_opt):
 
 
 def score(metrics, sr, gt, mask, radiometry, scale):
-    """{metric name: value} of one window; ``mask`` (H, W) bool or None. See the module docstring."""
+    """{metric name: value} of one window (metrics it cannot score left out); ``mask`` (H, W) bool or None."""
     found = {}
     for name, metric_opt in metrics.items():
         if takes_mask(metric_opt['type']):
@@ -106,7 +108,10 @@ def score(metrics, sr, gt, mask, radiometry, scale):
             data = {'img': sr, 'img2': gt, **{k: v for k, v in given.items() if k not in metric_opt}}
         else:
             data = {'img': _to_255(sr, radiometry), 'img2': _to_255(gt, radiometry)}
-        found[name] = float(calculate_metric(data, metric_opt))
+        try:
+            found[name] = float(calculate_metric(data, metric_opt))
+        except NoValidPixelsError:  # e.g. no whole SSIM window on valid pixels: this window has no score
+            continue
     return found
 
 

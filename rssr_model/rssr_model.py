@@ -1,3 +1,4 @@
+import inspect
 from collections import OrderedDict
 
 import torch
@@ -18,6 +19,11 @@ TRAIN_KEYS = frozenset(
 )
 # Keys of `val.tile` (tiled validation and testing), with their defaults; `size` is required.
 TILE_KEYS = {'size': None, 'overlap': 0, 'batch_size': 4}
+
+
+def takes_weight(criterion):
+    """True for losses that take BasicSR's element ``weight`` (a mask), as its pixel losses and rssr's do."""
+    return 'weight' in inspect.signature(criterion.forward).parameters
 
 
 @MODEL_REGISTRY.register()
@@ -52,8 +58,9 @@ class RSSRModel(SRModel):
       profile name or explicit numbers, :mod:`rssr_utils.radiometry`; default
       ``uint8``) is :attr:`radiometry`. A batch's ``mask`` (B, 1, H, W), 1 on
       valid ground-truth pixels (:class:`rssr_data.rs_scene_dataset.RSSceneDataset`
-      gives one), is the element weight of the ``pixel_opt`` loss, so nodata
-      pixels do not count. Unless the run is 8-bit RGB scored by BasicSR's own
+      gives one), is the element ``weight`` of every loss that takes one
+      (BasicSR's pixel losses, rssr's losses; not BasicSR's PerceptualLoss), so
+      nodata pixels do not count. Unless the run is 8-bit RGB scored by BasicSR's own
       metrics, validation scores (H, W, C) outputs in model values with the
       mask and the radiometry and skips windows without a valid pixel
       (:mod:`rssr_model.rs_validation`); 8-bit RGB runs validate exactly as
@@ -165,7 +172,7 @@ class RSSRModel(SRModel):
             ):
                 if criterion is None:
                     continue
-                if name == 'l_pix' and self.mask is not None and not bool(self.mask.all()):
+                if self.mask is not None and takes_weight(criterion) and not bool(self.mask.all()):
                     terms = criterion(output, self.gt, weight=self.mask)  # nodata pixels weigh 0
                 else:
                     terms = criterion(output, self.gt)

@@ -57,6 +57,10 @@ The torchvision alias BasicSR needs before it can be imported is in
     some) to ranks that are not validating; at the last iteration they have
     left, and training crashes.
 
+  - :func:`.archs.patch_band_means`: EDSR's and RCAN's ``rgb_mean`` holds one
+    value per input band. Why: 1.4.2 shapes it (1, 3, 1, 1), so a 4-band
+    EDSR or RCAN fails.
+
 ``rssr_autoload`` (installed as ``rssr-autoload.pth``) runs
 :func:`rssr_compat.install` and :func:`import_registries` (which applies
 :func:`patch_basicsr`) the first time ``basicsr`` is imported, so BasicSR's own
@@ -70,7 +74,7 @@ import rssr_compat  # noqa: F401  (must precede the first basicsr import)
 
 from rssr_utils.weights import build_network
 
-from . import entry, training
+from . import archs, entry, training
 
 PACKAGES = ('rssr_arch', 'rssr_loss', 'rssr_data', 'rssr_metrics', 'rssr_model')
 # Model modules of BasicSR 1.4.2 that bind `build_network` at import.
@@ -108,3 +112,4 @@ def patch_basicsr():
     entry.patch_option_parsing()
     training.patch_checkpoint_saving()
     training.patch_exact_resume()
+    archs.patch_band_means()

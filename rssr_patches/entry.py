@@ -80,6 +80,8 @@ def _safe_parse_options(root_path, is_train=True):
         dataset['phase'] = phase.split('_')[0]  # val_1, val_2, test_1, ...
         if 'scale' in opt:
             dataset['scale'] = opt['scale']
+        if opt.get('radiometry') is not None:  # rssr's datasets read it (BasicSR's ignore unknown keys)
+            dataset.setdefault('radiometry', opt['radiometry'])
         for key in ('dataroot_gt', 'dataroot_lq'):
             if dataset.get(key) is not None:
                 dataset[key] = os.path.expanduser(dataset[key])

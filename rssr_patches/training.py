@@ -60,6 +60,10 @@ def _save_network(self, net, net_label, current_iter, param_key='params'):
     for net_, key in zip(nets, param_keys):
         state_dict = strip_module(self.get_bare_model(net_).state_dict())
         save_dict[key] = {k: v.cpu() for k, v in state_dict.items()}
+    if self.opt.get('radiometry') is not None:  # plain values beside the weights; the loader reads only `params*`
+        from rssr_utils.radiometry import Radiometry
+
+        save_dict['radiometry'] = Radiometry.resolve(self.opt['radiometry']).to_dict()
     save_with_retry(save_dict, save_path, 'model', get_root_logger())
 
 

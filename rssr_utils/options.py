@@ -36,6 +36,7 @@ FRAMEWORK_KEYS = {
     'scale': ('int', None),
     'num_gpu': ('int | str', 'always'),
     'manual_seed': ('int | None', None),
+    'radiometry': ('str | dict | None', None),
     'datasets': ('dict', 'always'),
     'path': ('dict', 'always'),
     'network_g': ('dict', 'always'),
@@ -519,6 +520,16 @@ def _check_metrics(problems, metrics):
             _check_call(problems, key, func, kwargs, skip=('img', 'img2'), check_types=True)
 
 
+def _check_radiometry(problems, spec):
+    from .radiometry import Radiometry, RadiometryError
+
+    if isinstance(spec, (str, dict)):
+        try:
+            Radiometry.resolve(spec, 'radiometry')
+        except RadiometryError as error:
+            problems.append(str(error))
+
+
 def check_options(opt, is_train, source='option file'):
     """Check a parsed option dict (after ``--force_yml``); raise :class:`OptionError` listing every problem.
 
@@ -529,6 +540,7 @@ def check_options(opt, is_train, source='option file'):
     num_gpu = opt.get('num_gpu')
     if isinstance(num_gpu, str) and num_gpu != 'auto':
         problems.append(f"num_gpu: expected an int or 'auto', got {num_gpu!r}")
+    _check_radiometry(problems, opt.get('radiometry'))
     scale = opt.get('scale')
     if _fits(scale, (int,)) and scale < 1:
         problems.append(f'scale: expected a positive int, got {scale}')

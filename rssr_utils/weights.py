@@ -146,6 +146,13 @@ def select_state_dict(checkpoint, param_key='params', official=False, source='ch
     return strip_module(checkpoint[param_key])
 
 
+def checkpoint_radiometry(path):
+    """The ``radiometry`` a training run saved beside the weights (a dict for ``Radiometry.resolve``), or None."""
+    checkpoint = read_weights_file(path)
+    value = checkpoint.get('radiometry') if isinstance(checkpoint, dict) and not _is_bare(checkpoint) else None
+    return value if isinstance(value, dict) else None
+
+
 def read_state_dict(path, param_key='params', official=False, arch=None, trust_pickle=False):
     """Read a weights file and return the state dict for our modules.
 
