@@ -96,3 +96,31 @@ def test_the_option_file_builds_its_4_band_models():
         net, _, _ = build_benchmark_model(model_spec(entry), load=False)
         first = next((p for p in net.parameters() if p.dim() == 4), None)
         assert first is None or first.shape[1] == 4  # Bicubic has none; the others take 4 bands
+
+
+def test_psnr_over_65535_is_inflated_by_16_dB_for_sentinel2(tmp_path):
+    """scripts/psnr_radiometry.py (the figures of docs/multispectral.md) on an SR/HR pair with nodata."""
+    import re
+
+    import rasterio
+
+    from rssr_data.synthetic import write_scene
+    from tests.helpers.data import call_script
+
+    hr_path = write_scene(str(tmp_path / 'hr.tif'), (64, 64), seed=6, nodata_fraction=0.2)
+    with rasterio.open(hr_path) as f:
+        hr, profile = f.read(), f.profile
+    rng = np.random.default_rng(0)
+    sr = np.clip(hr.astype(int) + rng.integers(-150, 151, hr.shape), 1000, 11000).astype(np.uint16)
+    sr[hr == 0] = 0
+    with rasterio.open(tmp_path / 'sr.tif', 'w', **profile) as f:
+        f.write(sr)
+    done = call_script('psnr_radiometry.py', tmp_path / 'sr.tif', hr_path, '--radiometry', 'sentinel2_l2a')
+    assert done.returncode == 0, done.stderr
+    declared, divided = (float(v) for v in re.findall(r'(\d+\.\d+) dB', done.stdout)[:2])
+    # Truth from the definition: per-band MSE in reflectance over valid pixels, peak 1.0 (1 reflectance unit).
+    valid = (hr != 0).all(axis=0)
+    mse = [np.mean(((sr[b][valid].astype(float) - hr[b][valid]) / 10000) ** 2) for b in range(4)]
+    assert declared == pytest.approx(np.mean([10 * np.log10(1 / m) for m in mse]), abs=0.006)
+    assert divided - declared == pytest.approx(20 * np.log10(65535 / 10000), abs=0.011)  # 16.33 dB
+    assert 'expected +16.33' in done.stdout
