@@ -1,13 +1,15 @@
 from os import path as osp
 
 import lmdb
+import numpy as np
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from rssr_utils.image_io import ImageError, decode, read_bytes, scan_images
+from rssr_utils.image_io import NPY_MAGIC, ImageError, decode, decode_bands, read_bytes, scan_images, select_bands
 from rssr_utils.lmdb_util import meta_keys
+from rssr_utils.radiometry import Radiometry, fill_invalid
 
 from .degradations import bicubic_lr, mod_crop
 from .prepare import split_entries
@@ -41,6 +43,8 @@ OWN_KEYS = {
     'meta_info_file',
     'lq_from_gt',
     'recursive',
+    'bands',
+    'radiometry',
 }
 
 
@@ -66,6 +70,14 @@ class RSPairedDataset(data.Dataset):
     other band counts refused, empty/corrupt/oversized files named). LMDB keys
     are UTF-8 (names with spaces and non-ASCII characters work).
 
+    With ``bands`` or ``radiometry`` (set, or the option file's top-level
+    ``radiometry``), images of 1 to 16 bands and any type are read as stored
+    (:func:`rssr_utils.image_io.decode_bands`: GeoTIFFs by rasterio, 16-bit
+    PNG/TIFF by OpenCV, N-band LMDB values as ``.npy``), in the file's band
+    order, mapped to model values by the radiometry, nodata filled with the
+    nearest valid pixel; samples then also hold ``mask`` (1, H, W), 1 = valid
+    pixel of gt.
+
     Args:
         opt (dict): Config for the dataset. It contains the following keys:
             dataroot_gt (str): HR folder, or ``.lmdb`` folder. Required.
@@ -81,6 +93,11 @@ class RSPairedDataset(data.Dataset):
                 relative path per line (all images when absent).
             lq_from_gt (bool): Make LR from HR by MATLAB bicubic. Default: False.
             recursive (bool): Look into sub-folders. Default: True.
+            bands (list[int] | None): 1-based bands to read, in this order (as GDAL). Default: all (N-band
+                reading when given).
+            radiometry (str | dict | None): Stored -> model values (rssr_utils.radiometry; N-band reading when
+                given). Default: the option file's top-level radiometry; for N-band reading without one, the
+                uint8 or uint16 profile by the file's type.
             Unknown keys are refused, so that typos do not pass silently.
             (rssr_utils.options checks these types and the Required keys at start-up.)
     """
@@ -103,6 +120,10 @@ class RSPairedDataset(data.Dataset):
         if not self.lq_from_gt and not self.lq_root:
             raise KeyError('Set dataroot_lq, or lq_from_gt: true to make LR images from HR on the fly.')
         self.pairs = self._lmdb_pairs(opt) if self.io_opt['type'] == 'lmdb' else self._folder_pairs(opt)
+        # N-band reading in model values; without bands or radiometry, today's 8/16-bit RGB path, unchanged.
+        self.bands = opt.get('bands')
+        self.nband = self.bands is not None or opt.get('radiometry') is not None
+        self.radiometry = None if opt.get('radiometry') is None else Radiometry.resolve(opt['radiometry'])
 
     def _folder_pairs(self, opt):
         tmpl = opt.get('filename_tmpl', '{}')
@@ -168,7 +189,7 @@ class RSPairedDataset(data.Dataset):
     def _read(self, path, client_key, to_float=True):
         backend = self.io_opt['type']
         if backend == 'disk':
-            return decode(read_bytes(path), path, to_float)
+            return self._decode(read_bytes(path), path, to_float)
         root = self.gt_root if client_key == 'gt' else self.lq_root
         name = f'{root}:{path}' if backend == 'lmdb' else path
         if self.file_client is None:  # opened in the worker process that reads (LMDB handles do not survive fork)
@@ -190,9 +211,26 @@ class RSPairedDataset(data.Dataset):
                 content = self.file_client.get(path, client_key)
         except (OSError, KeyError, TypeError, lmdb.Error) as error:
             raise ImageError(f'{name}: cannot be read ({error}); check the file or rebuild the LMDB.') from error
-        return decode(content, name, to_float)
+        return self._decode(content, name, to_float)
+
+    def _decode(self, content, name, to_float):
+        """RGB path: BGR float [0, 1] (``decode``). N-band path: (model values, nodata filled; valid mask)."""
+        if not self.nband:
+            if bytes(content[:6]) == NPY_MAGIC:
+                raise ImageError(f'{name}: holds an N-band array; set radiometry (and bands) for this dataset.')
+            return decode(content, name, to_float)
+        stored = select_bands(decode_bands(content, name), self.bands, name)
+        radiometry = self.radiometry
+        if radiometry is None:
+            if stored.dtype not in (np.uint8, np.uint16):
+                raise ImageError(f'{name}: {stored.dtype} data needs a radiometry (a profile name or numbers).')
+            radiometry = Radiometry.resolve(stored.dtype.name)
+        mask = radiometry.valid_mask(stored)
+        return fill_invalid(radiometry.to_model(stored), mask), mask
 
     def __getitem__(self, index):
+        if self.nband:
+            return self._nband_item(index)
         gt_path, lq_path = self.pairs[index]
         scale = self.scale
         img_gt = self._read(gt_path, 'gt')
@@ -219,6 +257,36 @@ class RSPairedDataset(data.Dataset):
             img_gt, img_lq = augment([img_gt, img_lq], self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path}
+
+    def _nband_item(self, index):
+        """A sample of the N-band path: CHW model values in the file's band order, with the gt ``mask``."""
+        gt_path, lq_path = self.pairs[index]
+        scale = self.scale
+        img_gt, mask = self._read(gt_path, 'gt')
+        if self.lq_from_gt:
+            if min(img_gt.shape[:2]) < scale:
+                raise ImageError(f'{gt_path}: is {img_gt.shape[0]}x{img_gt.shape[1]}, smaller than the scale {scale}.')
+            img_gt, mask = mod_crop(img_gt, scale), mod_crop(mask, scale)
+            radiometry = self.radiometry or Radiometry.resolve('uint8')  # uint16's model range is also [0, 1]
+            img_lq = bicubic_lr(img_gt, scale, radiometry.model_range(img_gt.shape[2]))
+            lq_path = gt_path
+        else:
+            img_lq, lq_mask = self._read(lq_path, 'lq')
+            h, w = img_lq.shape[:2]
+            if img_gt.shape[0] // scale != h or img_gt.shape[1] // scale != w or img_gt.shape[2] != img_lq.shape[2]:
+                raise ImageError(
+                    f'{gt_path} is {img_gt.shape} but its LR {lq_path} is {img_lq.shape}, not HR/{scale} with the '
+                    'same bands; regenerate the LR or fix scale.'
+                )
+            img_gt, mask = img_gt[: h * scale, : w * scale], mask[: h * scale, : w * scale]
+        # The mask rides along as one more band through BasicSR's crop and flips.
+        both = np.concatenate([img_gt, mask[..., None].astype(np.float32)], axis=2)
+        if self.opt['phase'] == 'train':
+            both, img_lq = paired_random_crop(both, img_lq, self.opt['gt_size'], scale, gt_path)
+            both, img_lq = augment([both, img_lq], self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+        img_gt, mask, img_lq = both[..., :-1], both[..., -1:], img_lq.reshape(img_lq.shape[:2] + (-1,))
+        gt, lq, mask = img2tensor([img_gt, img_lq, mask], bgr2rgb=False, float32=True)
+        return {'lq': lq, 'gt': gt, 'mask': mask, 'lq_path': lq_path, 'gt_path': gt_path}
 
     def __len__(self):
         return len(self.pairs)

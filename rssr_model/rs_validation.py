@@ -20,7 +20,7 @@ A window whose mask holds no valid pixel is skipped (it has no score); the
 averages are over the windows scored, and a metric without any is left out of
 the log with a warning. ``save_img`` writes each output in stored values
 (:meth:`Radiometry.from_model`, nodata where the mask is invalid) as an N-band
-TIFF (rasterio; not georeferenced).
+TIFF (rasterio), georeferenced on the scene's grid for scene windows.
 """
 
 import inspect
@@ -70,13 +70,25 @@ def _window_name(val_data):
     return name
 
 
-def _save(radiometry, sr, mask, path):
+def _georeference(val_data):
+    """CRS and transform of a scene window's HR grid (RSSceneDataset samples), else nothing."""
+    if 'window' not in val_data:
+        return {}
+    import rasterio
+    from rasterio.windows import Window
+
+    row, col = val_data['window'][0].tolist()
+    with rasterio.open(val_data['gt_path'][0]) as src:
+        return {'crs': src.crs, 'transform': src.window_transform(Window(col, row, 1, 1))}
+
+
+def _save(radiometry, sr, mask, path, georeference):
     import rasterio
 
     stored = radiometry.from_model(sr, mask)
     nodata = radiometry.nodata
     profile = dict(driver='GTiff', height=stored.shape[0], width=stored.shape[1], count=stored.shape[2])
-    profile.update(dtype=stored.dtype.name, nodata=nodata, compress='deflate')
+    profile.update(dtype=stored.dtype.name, nodata=nodata, compress='deflate', **georeference)
     os.makedirs(osp.dirname(path), exist_ok=True)
     with rasterio.Env(), rasterio.open(path, 'w', **profile) as dst:
         dst.write(stored.transpose(2, 0, 1))
@@ -130,7 +142,8 @@ def validate(model, dataloader, current_iter, tb_logger, save_img):
         sr = _hwc(model.output)
         radiometry = bands_radiometry(model.radiometry, sr.shape[2], dataloader.dataset.opt)
         if save_img:
-            _save(radiometry, sr, mask, _save_path(model, dataset_name, img_name, current_iter))
+            path = _save_path(model, dataset_name, img_name, current_iter)
+            _save(radiometry, sr, mask, path, _georeference(val_data))
         if hasattr(model, 'gt') and metrics:
             if mask is not None and not mask.any():
                 skipped += 1

@@ -99,7 +99,7 @@ class RSSRModel(SRModel):
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         """SRModel's validation for 8-bit RGB; in model values otherwise (see the class docstring)."""
         network = self.opt['network_g']
-        bands = network.get('num_out_ch', network.get('num_in_ch'))
+        bands = network.get('num_out_ch') or network.get('num_in_ch') or network.get('in_chans')  # SwinIR's
         if needs_model_values(self.opt, self.radiometry, bands):
             return validate(self, dataloader, current_iter, tb_logger, save_img)
         return super().nondist_validation(dataloader, current_iter, tb_logger, save_img)

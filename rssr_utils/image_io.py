@@ -305,3 +305,87 @@ def scan_images(root, recursive=True):
             'check the folder, or that the download was extracted.'
         )
     return sorted(found)
+
+
+# --- N-band images: multispectral, any data type, bands in the file's order -----------------------------------------
+NPY_MAGIC = b'\x93NUMPY'
+MAX_BANDS = 16
+_TIFF_MAGIC = (b'II*\x00', b'MM\x00*', b'II+\x00', b'MM\x00+')
+
+
+def _decode_tiff_bands(content, name):
+    """(H, W, C) of a TIFF through rasterio (GeoTIFFs of any band count and type)."""
+    import rasterio
+    from rasterio.io import MemoryFile
+
+    try:
+        with rasterio.Env(), MemoryFile(bytes(content)) as mem, mem.open() as src:
+            return np.ascontiguousarray(src.read().transpose(1, 2, 0))
+    except rasterio.errors.RasterioError as error:
+        raise ImageError(f'{name}: cannot be decoded as a TIFF ({error}); re-export it.') from None
+
+
+def decode_bands(content, name, max_pixels=MAX_PIXELS):
+    """Decode an image of 1 to 16 bands as stored: (H, W, C) in the file's type, band 1 first (as GDAL numbers them).
+
+    Read by type: ``.npy`` arrays (N-band LMDB values, no pickles) with numpy; TIFFs (GeoTIFFs of any band count
+    and type) with rasterio; other formats (16-bit PNG, ...) with OpenCV, up to 4 bands, its BGR(A) order
+    turned back into the file's RGB(A). No scaling: a :class:`rssr_utils.radiometry.Radiometry` maps the values.
+
+    Args:
+        content (bytes): The encoded image.
+        name (str): File or LMDB key, for messages.
+        max_pixels (int): Largest width x height accepted, checked on the header first.
+    """
+    if len(content) == 0:
+        raise ImageError(f'{name}: is empty (0 bytes); re-export or re-download it, or remove it.')
+    head = bytes(content[:8])
+    if head.startswith(NPY_MAGIC):
+        import io
+
+        try:
+            img = np.load(io.BytesIO(content), allow_pickle=False)
+        except ValueError as error:
+            raise ImageError(f'{name}: not a readable .npy array ({error}); rebuild the LMDB.') from None
+        if img.ndim in (2, 3):
+            check_size(name, img.shape[1], img.shape[0], max_pixels)
+    elif head[:4] in _TIFF_MAGIC:
+        size = header_size(content)
+        if size is not None:
+            check_size(name, *size, max_pixels)
+        img = _decode_tiff_bands(content, name)
+    else:
+        img = decode_raw(content, name, max_pixels)
+        if img.ndim == 3 and img.shape[2] in (3, 4):
+            img = img[..., [2, 1, 0, 3][: img.shape[2]]]
+    img = img[..., None] if img.ndim == 2 else img
+    if img.ndim != 3 or not 1 <= img.shape[2] <= MAX_BANDS or img.dtype.kind not in 'uif':
+        raise ImageError(
+            f'{name}: holds a {img.dtype} array of shape {img.shape}; an image has 1 to {MAX_BANDS} bands of '
+            'integers or floats.'
+        )
+    return img
+
+
+def read_bands(path, max_pixels=MAX_PIXELS):
+    """Read an image file of 1 to 16 bands as stored (see :func:`decode_bands`)."""
+    return decode_bands(read_bytes(path), str(path), max_pixels)
+
+
+def select_bands(img, bands, name):
+    """The 1-based ``bands`` of an (H, W, C) image, in that order (None: all); a missing band is named."""
+    if bands is None:
+        return img
+    bad = [b for b in bands if not 1 <= b <= img.shape[2]]
+    if bad:
+        raise ImageError(f'{name}: bands {bad} do not exist; it has bands 1 to {img.shape[2]} (1-based, as GDAL).')
+    return np.ascontiguousarray(img[..., [b - 1 for b in bands]])
+
+
+def encode_npy(img):
+    """Lossless bytes of an array of any type and band count (``.npy``; :func:`decode_bands` reads them)."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(img), allow_pickle=False)
+    return buf.getvalue()

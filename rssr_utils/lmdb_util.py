@@ -11,7 +11,11 @@ characters (rssr's datasets can; ``create_lmdb.py`` warns).
 
 Values are lossless encoded images that ``cv2.imdecode`` (and so BasicSR)
 reads: BMP for 8-bit images by default, since it decodes about 20x faster than
-PNG, and PNG for 16-bit ones (or for all with ``fmt='png'``).
+PNG, and PNG for 16-bit ones (or for all with ``fmt='png'``). With
+``fmt='npy'`` every image is stored as the ``.npy`` bytes of its bands as the
+file holds them (1 to 16 bands, any type, band 1 first: multispectral
+GeoTIFFs), listed as ``<key>.npy (h,w,c)``; rssr's datasets read them with a
+radiometry (:func:`rssr_utils.image_io.decode_bands`), BasicSR's cannot.
 """
 
 import os
@@ -23,7 +27,17 @@ import cv2
 import lmdb
 import numpy as np
 
-from .image_io import MAX_PIXELS, ImageError, path_key, read_raw, safe_relpath
+from .image_io import (
+    MAX_PIXELS,
+    NPY_MAGIC,
+    ImageError,
+    decode_bands,
+    encode_npy,
+    path_key,
+    read_bands,
+    read_raw,
+    safe_relpath,
+)
 
 LMDB_FILES = {'data.mdb', 'lock.mdb', 'meta_info.txt'}
 
@@ -88,7 +102,23 @@ def check_output(lmdb_path, overwrite=False, inputs=()):
         raise FileExistsError(f'{lmdb_path} exists; pass --overwrite to replace it.')
 
 
+def _encode_bands(root, rel, max_pixels):
+    """An image of 1 to 16 bands and any type as ``.npy`` bytes: lossless, type and band count kept."""
+    img = read_bands(osp.join(root, rel), max_pixels)
+    h, w, c = img.shape
+    return image_key(rel), encode_npy(img), f'npy ({h},{w},{c})'
+
+
+def _decode_value(value):
+    """An LMDB value as stored: ``.npy`` arrays (H, W, C) by numpy, encoded images by OpenCV (None if broken)."""
+    if bytes(value[:6]) == NPY_MAGIC:
+        return decode_bands(value, 'value')
+    return cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
 def _encode(root, rel, level, fmt, max_pixels):
+    if fmt == 'npy':
+        return _encode_bands(root, rel, max_pixels)
     path = osp.join(root, rel)
     img = read_raw(path, max_pixels)  # refuses empty / corrupt / too large / 4-band / odd-type files
     ext = 'bmp' if fmt == 'bmp' and img.dtype == np.uint8 else 'png'
@@ -245,7 +275,7 @@ def verify_lmdb(lmdb_path):
                 value = txn.get(key.encode('utf-8'))
                 if value is None:
                     raise KeyError(f'{lmdb_path}: key {key} is listed in meta_info.txt but missing; rebuild it.')
-                img = cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
+                img = _decode_value(value)
                 h, w, c = (int(v) for v in shape.strip('()').split(','))
                 got = img.shape[:2] + ((1 if img.ndim == 2 else img.shape[2]),) if img is not None else None
                 if got != (h, w, c):

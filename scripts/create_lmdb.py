@@ -48,8 +48,9 @@ def main(argv=None):
     parser.add_argument(
         '--format',
         default='bmp',
-        choices=['bmp', 'png'],
-        help='value encoding: bmp (8-bit images, fastest reads; 16-bit ones are stored as PNG) or png',
+        choices=['bmp', 'png', 'npy'],
+        help='value encoding: bmp (8-bit images, fastest reads; 16-bit ones are stored as PNG), png, or npy '
+        '(any band count and type, e.g. multispectral GeoTIFFs, kept as stored; read with a radiometry)',
     )
     parser.add_argument('--compress-level', type=int, default=1, help='PNG level 0-9')
     add_max_pixels_argument(parser)

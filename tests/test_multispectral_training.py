@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from rasterio.transform import Affine
 
 import rssr_patches
 from rssr_data.synthetic import write_scene
@@ -91,7 +92,8 @@ def test_fat_s2_option_file_trains_with_basicsr_and_tests_to_uint16_tiffs(s2_roo
     assert len(tiffs) == 9
     with rasterio.open(tiffs[0]) as src:  # the all-nodata window: written as nodata
         assert (src.count, src.dtypes[0], src.nodata) == (4, 'uint16', 0) and not src.read().any()
-    with rasterio.open(tiffs[-1]) as src:
+    with rasterio.open(tiffs[-1]) as src, rasterio.open(s2_root / 'datasets/s2_synthetic/val/scene_val.tif') as scene:
+        assert src.crs == scene.crs and src.transform == scene.transform * Affine.translation(64, 64)
         dn = src.read()
         assert dn.shape == (4, 32, 32) and dn.min() >= 1000 and dn.max() <= 11000
 

@@ -143,24 +143,24 @@ def test_bad_options_are_named(scenes):
 
 
 RSS_PROBE = """
-import resource, sys
+import sys
 import rssr_data
 from basicsr.data import build_dataset
 
 
-def rss_mib():
+def status_mib(field):
     with open('/proc/self/status') as f:
-        return next(int(line.split()[1]) // 1024 for line in f if line.startswith('VmRSS'))
+        return next(int(line.split()[1]) // 1024 for line in f if line.startswith(field))
 
 
 ds = build_dataset(dict(type='RSSceneDataset', name='s', phase='train', scale=4, gt_size=256, num_windows=300,
                         dataroot_gt=sys.argv[1], radiometry='sentinel2_l2a', max_nodata=0.5))
-start = rss_mib()
-with open('/proc/self/clear_refs', 'w') as f:  # reset the peak: from here on, what sampling takes
+start = status_mib('VmRSS')
+with open('/proc/self/clear_refs', 'w') as f:  # reset the peak (VmHWM): from here on, what sampling takes
     f.write('5')
 for i in range(len(ds)):
     ds[i]
-print(start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(start, status_mib('VmHWM'))
 """
 
 
@@ -169,7 +169,8 @@ print(start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 def test_sampling_windows_never_reads_a_whole_scene(tmp_path):
     # 8192 x 8192 x 4 uint16 is 512 MiB decoded; 300 random 256-pixel windows touch most of its 256-pixel blocks,
     # so reading it whole, or letting GDAL's block cache keep it (5 % of the memory by default), would show.
-    # The peak is measured from after the imports: torch and BasicSR alone hold about 1 GiB here.
+    # The peak is measured from after the imports (torch and BasicSR alone hold about 1 GiB here), as VmHWM:
+    # getrusage's ru_maxrss would also count the forking parent's (pytest's) peak, copied in at exec.
     scene = write_scene(str(tmp_path / 'big.tif'), (8192, 8192), seed=0)
     out = subprocess.run(
         [sys.executable, '-c', RSS_PROBE, scene], capture_output=True, text=True, timeout=900, env=SUBPROCESS_ENV
