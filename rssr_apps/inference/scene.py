@@ -18,7 +18,6 @@ from ``-opt``'s top-level ``radiometry:``, the ``model.json`` sidecar of
 """
 
 import json
-import os
 from os import path as osp
 
 import numpy as np
@@ -27,7 +26,7 @@ from rssr_data.rs_scene_dataset import band_radiometry
 from rssr_utils.image_io import MAX_PIXELS, ImageError, check_size
 from rssr_utils.radiometry import Radiometry, RadiometryError, fill_invalid
 
-from .raster import TIFF_EXTENSIONS, _ArrayWriter, _rasterio, _TiffWriter, read_scene
+from .raster import TIFF_EXTENSIONS, _ArrayWriter, _rasterio, _TiffWriter, atomic_writer, read_scene
 
 ROWS_PER_CONVERSION = 64  # output rows converted to stored values at once: bounds the float64 temporary
 
@@ -45,8 +44,10 @@ class SceneSource:
         self.path, self.file, self.array = path, None, None
         rasterio = _rasterio() if path.lower().endswith(TIFF_EXTENSIONS) else None
         if rasterio is None:
-            self.array, meta = read_scene(path, tuple(bands or (1, 2, 3)), max_pixels)
-            self.bands, (_, self.height, self.width) = list(bands or (1, 2, 3)), self.array.shape
+            if bands and list(bands) != [1, 2, 3]:
+                raise ImageError(f'{path}: --bands {list(bands)}: PNG/JPEG/BMP scenes have RGB bands only (1 2 3).')
+            self.array, meta = read_scene(path, (1, 2, 3), max_pixels)
+            self.bands, (_, self.height, self.width) = [1, 2, 3], self.array.shape
             self.meta, self.count = {**meta, 'count': 3}, 3
             return
         if osp.isfile(path) and osp.getsize(path) == 0:
@@ -152,7 +153,6 @@ def super_resolve_scene(engine, src, dst, radiometry, bands=None, progress=None,
     if osp.exists(dst) and osp.samefile(src, dst):
         raise ValueError(f'{dst}: output would overwrite its input; choose another output folder.')
     source = SceneSource(src, bands, max_pixels)
-    tmp, writer = f'{dst}.part{osp.splitext(dst)[1]}', None
     try:
         meta, s = source.meta, engine.scale
         radiometry = band_radiometry(radiometry, source)
@@ -166,25 +166,19 @@ def super_resolve_scene(engine, src, dst, radiometry, bands=None, progress=None,
             raise ValueError(f'{dst}: {meta["count"]}-band outputs are written as GeoTIFF; pass --ext .tif.')
         if tiff and meta.get('profile') is not None:
             meta = {**meta, 'profile': {**meta['profile'], 'nodata': nodata}}
-        writer = (_TiffWriter if tiff else _ArrayWriter)(tmp, meta, source.height * s, source.width * s, s)
-        if tiff:
-            writer.file.update_tags(RSSR_RADIOMETRY=json.dumps(radiometry.to_dict()))
-            for i, text in enumerate(meta.get('descriptions') or [], start=1):
-                if text:
-                    writer.file.set_band_description(i, text)
-        tiles = engine.tiles_done
-        for top, rows in engine.rows(scene, progress=progress, clip=False):
-            mask = scene.valid(source.read(top // s, (top + rows.shape[1]) // s)).repeat(s, 0).repeat(s, 1)
-            writer.write(top, to_stored(rows, mask, radiometry, meta['dtype'], nodata))
-        writer.close()
-        writer = None
-        os.replace(tmp, dst)
+        writer_class = _TiffWriter if tiff else _ArrayWriter
+        with atomic_writer(writer_class, dst, meta, source.height * s, source.width * s, s) as writer:
+            if tiff:
+                writer.file.update_tags(RSSR_RADIOMETRY=json.dumps(radiometry.to_dict()))
+                for i, text in enumerate(meta.get('descriptions') or [], start=1):
+                    if text:
+                        writer.file.set_band_description(i, text)
+            tiles = engine.tiles_done
+            for top, rows in engine.rows(scene, progress=progress, clip=False):
+                mask = scene.valid(source.read(top // s, (top + rows.shape[1]) // s)).repeat(s, 0).repeat(s, 1)
+                writer.write(top, to_stored(rows, mask, radiometry, meta['dtype'], nodata))
     finally:
         source.close()
-        if writer is not None:
-            writer.abort()
-        if osp.exists(tmp):
-            os.remove(tmp)
     return {'tiles': engine.tiles_done - tiles, 'bands': source.bands, 'radiometry': radiometry.to_dict()}
 
 
