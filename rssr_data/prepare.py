@@ -8,9 +8,12 @@ Layout written by :func:`prepare` (read by the dataset presets)::
 
 LR = ``imresize(modcrop(HR, s), 1/s)`` with BasicSR's MATLAB kernel, rounded
 back to the HR file's bit depth (8 or 16 bits), as the official
-``generate_mod_LR_bic.m`` does for 8 bits.
+``generate_mod_LR_bic.m`` does for 8 bits; or, given ``make_lr`` (e.g.
+:class:`~rssr_data.sensor_degradations.SensorLR`), ``make_lr(HR, s, key)``
+with the HR file's SHA-256 as the key of its seed.
 """
 
+import hashlib
 import os
 import random
 import re
@@ -93,9 +96,11 @@ def write_lr(hr_path, lr_path, scale, max_pixels=MAX_PIXELS):
     save_lr(read_hr(hr_path, scale, max_pixels)[1], lr_path, scale)
 
 
-def save_lr(hr, lr_path, scale):
-    """Write :func:`~rssr_data.degradations.bicubic_lr` of ``hr`` (BGR HWC array) to ``lr_path``, atomically."""
-    write_image(lr_path, bicubic_lr(hr, scale))  # an interrupted run never leaves a half-written LR image
+def save_lr(hr, lr_path, scale, make_lr=None, key=None):
+    """Write :func:`~rssr_data.degradations.bicubic_lr` of ``hr`` (BGR HWC array), or ``make_lr(hr, scale, key)``,
+    to ``lr_path``, atomically."""
+    lr = bicubic_lr(hr, scale) if make_lr is None else make_lr(hr, scale, key)
+    write_image(lr_path, lr)  # an interrupted run never leaves a half-written LR image
 
 
 def plan(src, out, dataset, scales, seed=0, fractions=(0.8, 0.1, 0.1)):
@@ -130,10 +135,11 @@ def plan(src, out, dataset, scales, seed=0, fractions=(0.8, 0.1, 0.1)):
     return splits, jobs
 
 
-def run_job(job, max_pixels=MAX_PIXELS):
+def run_job(job, max_pixels=MAX_PIXELS, make_lr=None):
     """Copy one HR file (after validating it) and write its LR; returns ``(job, error message or None)``.
 
     A bad HR is neither copied nor downscaled, so the output never holds an HR without its LR.
+    ``make_lr`` makes the LR instead of MATLAB bicubic (see :func:`save_lr`).
     """
     hr_src, hr_dst, lr_dst, scale = job
     try:
@@ -145,7 +151,7 @@ def run_job(job, max_pixels=MAX_PIXELS):
                 f.write(content)
             os.replace(tmp, hr_dst)
         if lr_dst:
-            save_lr(hr, lr_dst, scale)
+            save_lr(hr, lr_dst, scale, make_lr, make_lr and hashlib.sha256(content).hexdigest())
     except (ImageError, OSError) as error:
         return job, str(error)
     return job, None

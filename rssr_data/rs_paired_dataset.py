@@ -48,6 +48,15 @@ OWN_KEYS = {
 }
 
 
+def refuse_unknown_keys(opt, own_keys, dataset):
+    """A KeyError naming the keys of a dataset option that neither ``dataset`` nor BasicSR reads (typos)."""
+    unknown = sorted(set(opt) - set(own_keys) - BASICSR_KEYS)
+    if unknown:
+        raise KeyError(
+            f'Unknown dataset option(s) {unknown} for {dataset} {opt.get("name", "")!r}; it reads {sorted(own_keys)}.'
+        )
+
+
 def create_lmdb_command(db_path):
     """The ``scripts/create_lmdb.py`` command that packs ``<folder>.lmdb`` from ``<folder>``."""
     folder = db_path[: -len('.lmdb')] if db_path.endswith('.lmdb') else db_path
@@ -104,12 +113,7 @@ class RSPairedDataset(data.Dataset):
 
     def __init__(self, opt):
         super().__init__()
-        unknown = sorted(set(opt) - OWN_KEYS - BASICSR_KEYS)
-        if unknown:
-            raise KeyError(
-                f'Unknown dataset option(s) {unknown} for {type(self).__name__} '
-                f'{opt.get("name", "")!r}; it reads {sorted(OWN_KEYS)}.'
-            )
+        refuse_unknown_keys(opt, OWN_KEYS, type(self).__name__)
         self.opt = opt
         self.scale = opt['scale']
         self.lq_from_gt = opt.get('lq_from_gt', False)

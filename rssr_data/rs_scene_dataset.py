@@ -8,10 +8,10 @@ import torch
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from rssr_utils.radiometry import Radiometry, fill_invalid
+from rssr_utils.radiometry import Radiometry, RadiometryError, fill_invalid
 
 from .degradations import bicubic_lr
-from .rs_paired_dataset import BASICSR_KEYS
+from .rs_paired_dataset import refuse_unknown_keys
 
 SCENE_KEYS = {
     'dataroot_gt',
@@ -186,12 +186,7 @@ class RSSceneDataset(data.Dataset):
 
     def __init__(self, opt):
         super().__init__()
-        unknown = sorted(set(opt) - SCENE_KEYS - BASICSR_KEYS)
-        if unknown:
-            raise KeyError(
-                f'Unknown dataset option(s) {unknown} for RSSceneDataset {opt.get("name", "")!r}; '
-                f'it reads {sorted(SCENE_KEYS)}.'
-            )
+        refuse_unknown_keys(opt, SCENE_KEYS, 'RSSceneDataset')
         self.opt = opt
         self.scale = opt['scale']
         self.size = opt['gt_size']
@@ -218,7 +213,7 @@ class RSSceneDataset(data.Dataset):
             self.offsets = [pair_offset(g, q, self.scale) for g, q in zip(self.scenes, self.lq_scenes)]
         self.radiometries = [self._radiometry(s, opt.get('radiometry')) for s in self.scenes]
         self.mtf = (
-            [r.band_mtf(len(s.bands)) for r, s in zip(self.radiometries, self.scenes)]
+            [self._mtf(s, r, opt.get('radiometry')) for s, r in zip(self.scenes, self.radiometries)]
             if self.lr_mode == 'sensor'
             else None
         )
@@ -226,6 +221,16 @@ class RSSceneDataset(data.Dataset):
         self.num_windows = opt.get('num_windows')
         self.grid = None if self.train else self._grid()
         self._handles, self._pid = {}, None
+
+    @staticmethod
+    def _mtf(scene, radiometry, spec):
+        """MTF at Nyquist of each selected band: the file's bands' (a sensor profile's defaults) picked by ``bands``,
+        else those the selection names itself (``band_names`` given for the selected bands)."""
+        try:
+            per_file = Radiometry.resolve(spec, 'radiometry').band_mtf(scene.count)
+        except RadiometryError:
+            return radiometry.band_mtf(len(scene.bands))
+        return [per_file[b - 1] for b in scene.bands]
 
     @staticmethod
     def _radiometry(scene, spec):

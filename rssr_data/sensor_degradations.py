@@ -33,16 +33,18 @@ Pipeline per band (model values, e.g. reflectance)::
   so an image's LR depends on the run's seed and the image only.
 """
 
+import json
 import math
+import os
 
 import numpy as np
-import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.optimize import brentq
-from torch.nn import functional as F
 
-from rssr_utils.radiometry import Radiometry
+from rssr_utils.radiometry import Radiometry, fill_invalid
 
 from .degradations import mod_crop
+from .real_degradations import image_seed
 
 _REACH = 4.0  # taps reach this many sigmas past the block centre (the rest of a Gaussian is < 4e-5)
 
@@ -125,7 +127,6 @@ def blur_decimate(hr, scale, mtf):
         np.ndarray: (H // scale, W // scale, C) float64.
     """
     hr = mod_crop(hr, scale)
-    num_bands = hr.shape[2]
     taps = [psf_taps(m, scale)[0] for m in mtf]
     length = max(len(t) for t in taps)
     # Shorter tap sets are zero-padded symmetrically, so every band shares one kernel length and centre.
@@ -133,12 +134,11 @@ def blur_decimate(hr, scale, mtf):
     half = (length - scale) // 2
     # Symmetric padding (MATLAB's imresize's) keeps the borders' level; 'symmetric' also copes with pads
     # longer than the image (np.pad repeats the reflection).
-    padded = np.pad(np.asarray(hr, dtype=np.float64), ((half, half), (half, half), (0, 0)), mode='symmetric')
-    x = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1)))[None]  # (1, C, H + 2h, W + 2h)
-    k = torch.from_numpy(kernel)
-    x = F.conv2d(x, k[:, None, :, None], stride=(scale, 1), groups=num_bands)  # rows: blur + sample
-    x = F.conv2d(x, k[:, None, None, :], stride=(1, scale), groups=num_bands)  # columns
-    return x[0].permute(1, 2, 0).numpy()
+    x = np.pad(np.asarray(hr, dtype=np.float64), ((half, half), (half, half), (0, 0)), mode='symmetric')
+    # LR pixel i sums taps over padded HR i * scale ... i * scale + length - 1: strided windows (views, no copy).
+    # NumPy rather than torch: prepare_dataset forks workers, and torch's thread pools do not survive a fork.
+    x = np.einsum('hwck,ck->hwc', sliding_window_view(x, length, axis=0)[::scale], kernel)  # rows
+    return np.einsum('hwck,ck->hwc', sliding_window_view(x, length, axis=1)[:, ::scale], kernel)  # columns
 
 
 def sensor_lr(hr, scale, mtf, noise_std=0.0, seed=None):
@@ -172,3 +172,85 @@ def sensor_lr(hr, scale, mtf, noise_std=0.0, seed=None):
     if np.any(std > 0):
         lr = lr + np.random.default_rng(seed).standard_normal(lr.shape) * std
     return lr.astype(np.float32)
+
+
+class SensorLR:
+    """Sensor-like LR of stored images (the integers an image file holds), for ``prepare_dataset --lr sensor``.
+
+    Stored values go to model values through the radiometry, :func:`sensor_lr` runs (nodata pixels are first
+    filled with their nearest valid value), and the LR goes back to the stored type; an LR pixel whose
+    ``scale x scale`` block held nodata is written as nodata. The noise of an image is seeded by
+    ``image_seed(seed, key)``.
+
+    Args:
+        radiometry (str | dict | Radiometry | None): How stored values map to model values; None: the
+            ``uint8`` / ``uint16`` profile of each image's type.
+        mtf (float | list[float] | None): MTF at Nyquist per band; None: the radiometry's (``band_mtf``).
+        noise_std (float | list[float]): Per-band Gaussian noise, model units. Default 0.
+        seed (int): The run's seed. Default 0.
+        bgr (bool): Images are BGR (as OpenCV decodes files) while ``mtf`` and ``noise_std`` list the file's
+            bands in order (red, green, blue). Default True.
+    """
+
+    def __init__(self, radiometry=None, mtf=None, noise_std=0.0, seed=0, bgr=True):
+        self.radiometry = None if radiometry is None else Radiometry.resolve(radiometry, '--radiometry')
+        self.mtf, self.noise_std, self.seed, self.bgr = mtf, noise_std, seed, bgr
+
+    def __call__(self, hr, scale, key):
+        """(H, W, C) stored image -> (H // scale, W // scale, C) LR in the same type; ``key`` names the image."""
+        radiometry = self.radiometry or Radiometry.resolve('uint8' if hr.dtype == np.uint8 else 'uint16')
+        order = slice(None, None, -1) if self.bgr and hr.ndim == 3 and hr.shape[2] == 3 else slice(None)
+        hr = mod_crop(hr, scale)[..., order]
+        valid = radiometry.valid_mask(hr)
+        model = fill_invalid(radiometry.to_model(hr), valid)
+        mtf = self.mtf if self.mtf is not None else radiometry
+        lr = sensor_lr(model, scale, mtf, self.noise_std, image_seed(self.seed, key))
+        h, w = lr.shape[:2]
+        lr_valid = valid.reshape(h, scale, w, scale).all(axis=(1, 3))
+        return radiometry.from_model(lr, lr_valid).astype(hr.dtype)[..., order]
+
+
+def prepare_lr_maker(out, kind, scales, radiometry=None, mtf=None, noise_std=None, seed=0):
+    """The LR maker of ``prepare_dataset --lr`` (None: MATLAB bicubic), checked before anything is written.
+
+    A sensor run records its settings in ``<out>/lr_settings.json``; a run whose settings differ from the
+    LR already in ``out`` (a folder with ``splits/`` and no record holds bicubic LR) is refused, so LR
+    images of two kinds never mix.
+
+    Args:
+        out (str): Output root of prepare_dataset.
+        kind (str): 'bicubic' or 'sensor'.
+        scales (list[int]): The scales to be made (each must reach the MTF).
+        radiometry (str | None), mtf (list[float] | None), noise_std (list[float] | None), seed (int):
+            :class:`SensorLR`'s; only with 'sensor'.
+    """
+    settings = dict(radiometry=radiometry, mtf=mtf, noise_std=noise_std)
+    make_lr = None
+    if kind == 'bicubic':
+        named = [f'--{"noise" if k == "noise_std" else k}' for k, v in settings.items() if v is not None]
+        if named:
+            raise ValueError(f'{", ".join(named)} only apply with --lr sensor.')
+        settings = {'lr': 'bicubic'}
+    else:
+        settings = {'lr': 'sensor', **settings, 'noise_std': noise_std or 0.0, 'seed': seed}
+        make_lr = SensorLR(radiometry, mtf, settings['noise_std'], seed)
+        try:  # image files decode to 3 bands; a bad MTF, or one a scale cannot make, is named now
+            values = resolve_mtf(mtf if mtf is not None else make_lr.radiometry or 'uint8', 3, '--mtf')
+            for scale in scales:
+                for value in values:
+                    psf_taps(value, scale)
+        except ValueError as error:
+            raise ValueError(f'--lr sensor: {error} (--mtf gives the MTF at Nyquist, once or per band)') from None
+    path = os.path.join(out, 'lr_settings.json')
+    before = {'lr': 'bicubic'}
+    if os.path.isfile(path):
+        with open(path, encoding='utf-8') as f:
+            before = json.load(f)
+    if before != settings and (os.path.isfile(path) or os.path.isdir(os.path.join(out, 'splits'))):
+        raise ValueError(f'{out} holds LR made with {before}, not {settings}; use another --out or the same settings.')
+    if make_lr is not None:
+        os.makedirs(out, exist_ok=True)
+        with open(f'{path}.tmp', 'w', encoding='utf-8') as f:
+            json.dump(settings, f)
+        os.replace(f'{path}.tmp', path)
+    return make_lr

@@ -13,5 +13,5 @@ _folder = osp.dirname(osp.abspath(__file__))
 _names = sorted(osp.splitext(osp.basename(v))[0] for v in scandir(_folder) if v.endswith('_metric.py'))
 _modules = [importlib.import_module(f'rssr_metrics.{name}') for name in _names]
 
-from .consistency import lr_consistency  # noqa: E402,F401
+from .consistency import combine_reports, lr_consistency  # noqa: E402,F401
 from .rs_metric import NoValidPixelsError, is_empty  # noqa: E402,F401

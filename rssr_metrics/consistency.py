@@ -15,6 +15,11 @@ MATLAB-bicubic when no MTF is given) and compares it with the LR:
   cross-correlation upsampled 100 times (scikit-image's
   ``phase_cross_correlation``, Guizar-Sicairos' method, without spectral
   whitening) on the band mean, Hann-windowed.
+
+A whole scene's SR rarely fits in memory: score windows cut at the same
+place from the SR and the LR, with ``border`` LR pixels left out on each side
+(where the degradation would reach past the window and pad instead), and
+merge the reports with :func:`combine_reports`.
 """
 
 import math
@@ -52,7 +57,7 @@ def degrade_like_lr(sr, scale, mtf=None):
     return blur_decimate(sr, scale, values), math.ceil(reach / scale)
 
 
-def lr_consistency(sr, lr, scale, mtf=None, mask=None):
+def lr_consistency(sr, lr, scale, mtf=None, mask=None, border=0):
     """How well an SR scene degraded back to the LR grid matches the LR (see the module docstring).
 
     Args:
@@ -63,6 +68,8 @@ def lr_consistency(sr, lr, scale, mtf=None, mask=None):
             radiometry carrying it (e.g. ``'sentinel2_l2a'``); None: MATLAB-bicubic downscaling.
         mask (np.ndarray | None): (H, W) bool on the LR grid, True = valid. It is shrunk by the degradation
             kernel's reach, so no compared pixel saw SR made over nodata.
+        border (int | None): LR pixels left out on each side (for windows of a larger scene); None: the
+            degradation kernel's reach. Default 0 (a whole image: its edges are the image's).
 
     Returns:
         dict: ``reflectance_mae`` (float), ``spectral_angle`` (float degrees, None for 1 band),
@@ -84,6 +91,10 @@ def lr_consistency(sr, lr, scale, mtf=None, mask=None):
         raise ValueError(f'lr_consistency: mask {valid.shape} must be the LR grid {lr.shape[:2]} (True = valid).')
     if not valid.all():
         valid = ndimage.binary_erosion(valid, np.ones((2 * reach + 1,) * 2, bool), border_value=1)
+    border = reach if border is None else border
+    if border:
+        valid = valid.copy()
+        valid[:border], valid[-border:], valid[:, :border], valid[:, -border:] = False, False, False, False
     if not valid.any():
         raise NoValidPixelsError('lr_consistency: no valid LR pixel away from nodata; nothing to compare.')
     spectral = calculate_sam(degraded, lr, 0, mask=valid) if lr.shape[2] > 1 else None
@@ -113,3 +124,26 @@ def _shift(moving, reference, valid):
     # scikit-image gives the shift that registers `moving` onto `reference`: the displacement's opposite.
     shift = phase_cross_correlation(images[0], images[1], upsample_factor=100, normalization=None)[0]
     return -shift
+
+
+def combine_reports(reports):
+    """One report from the :func:`lr_consistency` reports of a scene's windows: pixel-weighted means.
+
+    ``shift_yx`` is the weighted mean displacement and ``shift_px`` its length; ``spectral_angle`` is None
+    when the windows have none (1 band).
+    """
+    if not reports:
+        raise NoValidPixelsError('combine_reports: no window was scored; nothing to combine.')
+    weights = np.array([r['pixels'] for r in reports], dtype=np.float64)
+
+    def mean(key):
+        return np.average(np.array([r[key] for r in reports], dtype=np.float64), axis=0, weights=weights)
+
+    shift = mean('shift_yx')
+    return {
+        'reflectance_mae': float(mean('reflectance_mae')),
+        'spectral_angle': None if reports[0]['spectral_angle'] is None else float(mean('spectral_angle')),
+        'shift_yx': [float(v) for v in shift],
+        'shift_px': float(np.hypot(*shift)),
+        'pixels': int(weights.sum()),
+    }

@@ -12,26 +12,16 @@ bicubic LR in reflectance and return tensors; neither flips. Prints both rates a
 import argparse
 import os
 import tempfile
-import time
 
 import rssr_compat  # noqa: F401  (before basicsr: the torchvision alias)
 
 import cv2
 from basicsr.data import build_dataset
+from bench_data import rate  # scripts/ is on the path of a script run from it
 
 import rssr_data  # noqa: F401
 from rssr_data.synthetic import write_scene
 from rssr_utils.radiometry import PROFILES
-
-
-def rate(dataset, repeat):
-    best = float('inf')
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for i in range(len(dataset)):
-            dataset[i]
-        best = min(best, time.perf_counter() - start)
-    return len(dataset) / best
 
 
 def main():

@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from rssr_data.sensor_degradations import sensor_lr
 from rssr_metrics import NoValidPixelsError
-from rssr_metrics.consistency import lr_consistency
+from rssr_metrics.consistency import combine_reports, lr_consistency
 
 
 def _field(size, bands=4, seed=0, width=0.05):
@@ -64,3 +64,25 @@ def test_mask_shrinks_by_the_kernel_reach_and_nodata_sr_is_not_read():
         lr_consistency(hr, lr, 4, mtf=0.3, mask=np.zeros((32, 32), bool))
     with pytest.raises(ValueError, match=r'SR \(128, 128, 4\) must be the LR \(16, 16, 4\) times 4'):
         lr_consistency(hr, lr[:16, :16], 4)
+
+
+def test_windows_of_a_scene_with_a_border_and_combined():
+    hr = _field(256, seed=4)
+    lr = sensor_lr(hr, 4, 0.3)
+    whole = lr_consistency(hr, lr, 4, mtf=0.3)
+    corners = [(r, c) for r in (0, 32) for c in (0, 32)]  # LR pixels
+    pairs = [(hr[4 * r : 4 * r + 128, 4 * c : 4 * c + 128], lr[r : r + 32, c : c + 32]) for r, c in corners]
+    cut = [lr_consistency(sr_window, lr_window, 4, 0.3) for sr_window, lr_window in pairs]
+    # Without a border the window edges are padded, not the scene's: they no longer match the LR.
+    assert max(report['reflectance_mae'] for report in cut) > 100 * whole['reflectance_mae']
+    bordered = [lr_consistency(sr_window, lr_window, 4, 0.3, border=None) for sr_window, lr_window in pairs]
+    combined = combine_reports(bordered)
+    assert combined['reflectance_mae'] < 1e-7 and combined['shift_px'] < 0.01
+    assert combined['pixels'] == sum(report['pixels'] for report in bordered) < 4 * 32 * 32
+    reports = [
+        {'reflectance_mae': 1.0, 'spectral_angle': 2.0, 'shift_yx': [0.2, 0.0], 'pixels': 3},
+        {'reflectance_mae': 3.0, 'spectral_angle': 4.0, 'shift_yx': [0.0, 0.4], 'pixels': 1},
+    ]
+    merged = combine_reports(reports)
+    assert merged['reflectance_mae'] == 1.5 and merged['spectral_angle'] == 2.5
+    np.testing.assert_allclose(merged['shift_yx'], [0.15, 0.1])

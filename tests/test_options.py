@@ -41,7 +41,8 @@ def test_option_file_is_consistent(path):
     if 'train' in opt:
         # Every training file validates, as BasicSR users expect (RSSR25 on held-out training pairs).
         assert any(phase.startswith('val') for phase in opt['datasets']), 'no validation set'
-        assert opt['val']['val_freq'] > 0 and {'psnr', 'ssim'} <= set(opt['val']['metrics'])
+        metrics = set(opt['val']['metrics'])  # RGB files: BasicSR's; multispectral ones: per band, masked
+        assert opt['val']['val_freq'] > 0 and ({'psnr', 'ssim'} <= metrics or {'band_psnr', 'band_ssim'} <= metrics)
         if opt['model_type'] in ('RSSRModel', 'RSSRRealModel'):
             assert set(opt['train']) <= TRAIN_KEYS
         for key in ('pixel_opt', 'perceptual_opt', 'local_opt'):

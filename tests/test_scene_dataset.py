@@ -61,6 +61,9 @@ def test_bands_select_and_order_like_gdal(scenes):
     stored = read_window(hr, top, left, 32, bands=(4, 1))
     assert item['gt'].shape == (2, 32, 32)
     np.testing.assert_array_equal(item['gt'].numpy(), S2.to_model(stored).transpose(2, 0, 1))
+    # Sensor LR: each band keeps its own MTF (B2, B3, B4, B8 by default for a 4-band Sentinel-2 file).
+    assert scene_dataset(dataroot_gt=hr, bands=[3, 2, 1, 4], lr='sensor').mtf[0] == [0.24, 0.28, 0.26, 0.26]
+    assert scene_dataset(dataroot_gt=hr, bands=[4], lr='sensor').mtf[0] == [0.26]
     with pytest.raises(ValueError, match=r'bands \[5\] do not exist; it has bands 1 to 4'):
         scene_dataset(dataroot_gt=hr, bands=[1, 5])
 

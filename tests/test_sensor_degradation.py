@@ -1,11 +1,17 @@
 """Sensor-like LR: the MTF at Nyquist measured on sine gratings, the Gaussian curve, geometry, noise and seeds."""
 
+import hashlib
+
+import cv2
 import numpy as np
 import pytest
 
 from rssr_data.degradations import bicubic_lr
-from rssr_data.sensor_degradations import gaussian_sigma, psf_taps, resolve_mtf, sensor_lr
-from rssr_utils.radiometry import SENTINEL2_MTF
+from rssr_data.prepare import split_entries
+from rssr_data.real_degradations import image_seed
+from rssr_data.sensor_degradations import SensorLR, gaussian_sigma, psf_taps, resolve_mtf, sensor_lr
+from rssr_utils.radiometry import SENTINEL2_MTF, Radiometry
+from tests.helpers.data import call_script, make_scenes
 
 S2_RGBN = [SENTINEL2_MTF[b] for b in ('B2', 'B3', 'B4', 'B8')]
 
@@ -112,3 +118,41 @@ def test_bad_input_is_one_named_line(call, message):
     with pytest.raises(ValueError, match=message) as info:
         call()
     assert '\n' not in str(info.value)
+
+
+def test_stored_images_go_through_the_radiometry_and_keep_nodata():
+    rad = Radiometry.resolve('sentinel2_l2a')
+    rng = np.random.default_rng(3)
+    hr = rng.integers(1000, 5000, (32, 32, 3)).astype(np.uint16)
+    hr[:5, :5] = 0  # nodata: the LR pixels of blocks that touch it are nodata too
+    lr = SensorLR('sentinel2_l2a', mtf=[0.2, 0.3, 0.4], bgr=False)(hr, 4, 'key')
+    assert lr.dtype == np.uint16 and lr.shape == (8, 8, 3)
+    assert (lr[:2, :2] == 0).all() and (lr[2:, 2:] > 0).all() and (lr[0, 2:] > 0).all()
+    model = sensor_lr(rad.to_model(np.where(hr == 0, hr[5, 5], hr)), 4, [0.2, 0.3, 0.4])
+    np.testing.assert_array_equal(lr[3:, 3:], rad.from_model(model)[3:, 3:])  # away from the filled block
+    # BGR images (as OpenCV decodes files) take the MTF in file band order.
+    bgr = SensorLR('sentinel2_l2a', mtf=[0.2, 0.3, 0.4])(hr[..., ::-1], 4, 'key')
+    np.testing.assert_array_equal(bgr, lr[..., ::-1])
+
+
+def test_prepare_dataset_lr_sensor(tmp_path):
+    src = make_scenes(tmp_path / 'download', per_class=3, size=(32, 40))
+    out = tmp_path / 'prepared'
+    args = ['--dataset', 'other', '--src', src, '--out', out, '--scales', 4, '--workers', 1, '--lr', 'sensor']
+    sensor = ['--mtf', 0.3, '--noise', 0.01]
+    proc = call_script('prepare_dataset.py', *args, *sensor)
+    assert proc.returncode == 0, proc.stderr
+    rel = split_entries(out / 'splits' / 'train.txt')[0]
+    hr = cv2.imread(str(src / rel), cv2.IMREAD_UNCHANGED)
+    lr = cv2.imread(str(out / 'train' / 'LR_x4' / rel), cv2.IMREAD_UNCHANGED)
+    key = hashlib.sha256((src / rel).read_bytes()).hexdigest()
+    np.testing.assert_array_equal(lr, SensorLR(None, [0.3], [0.01], seed=0)(hr, 4, key))
+    model = sensor_lr(hr[..., ::-1] / 255.0, 4, 0.3, 0.01, image_seed(0, key))[..., ::-1]  # noise in RGB order
+    np.testing.assert_array_equal(lr, np.clip(np.round(model.astype(np.float64) * 255), 0, 255))
+    # Other settings on the same output, or sensor options with bicubic, are refused before anything is written.
+    proc = call_script('prepare_dataset.py', *args, '--mtf', 0.5)
+    assert proc.returncode == 1 and 'holds LR made with' in proc.stderr and 'use another --out' in proc.stderr
+    proc = call_script('prepare_dataset.py', *args[:-2], '--mtf', 0.3)
+    assert proc.returncode == 1 and '--mtf only apply with --lr sensor' in proc.stderr
+    proc = call_script('prepare_dataset.py', *args[:5], tmp_path / 'x2', '--scales', 2, '--lr', 'sensor', '--mtf', 0.9)
+    assert proc.returncode == 1 and 'sharpest an x2 LR' in proc.stderr and not (tmp_path / 'x2').exists()
