@@ -5,9 +5,12 @@ radiometry's per-band MTF; MATLAB bicubic when it declares none) by
 :func:`rssr_metrics.consistency.lr_consistency` (opensr-test's check), is
 compared with the LR input on a grid of at most ``MAX_WINDOWS`` LR windows of
 ``WINDOW`` pixels spread over the scene (both read by windows, so a whole
-scene is never held, and no pixel is counted twice): mean absolute reflectance
-error, spectral angle and the spatial shift found by phase correlation. Windows with under half their pixels
-valid are left out; figures are means over windows weighted by valid pixels.
+scene is never held, and no pixel is counted twice): mean absolute
+reflectance error, spectral angle and the spatial shift found by phase
+correlation. Windows with under half their pixels valid are left out, as are
+LR pixels within the degradation kernel's reach of nodata or of a window edge
+inside the scene; figures are pixel-weighted means over the windows
+(:func:`rssr_metrics.consistency.combine_reports`).
 The report is printed and written beside the output as ``<output>.report.json``.
 """
 
@@ -34,7 +37,7 @@ def report_windows(height, width, window=WINDOW, max_windows=MAX_WINDOWS):
 
 def consistency(src, dst, scale, radiometry, bands=None, window=WINDOW, max_windows=MAX_WINDOWS):
     """LR consistency of ``dst`` (the SR scene) with ``src`` (its LR input), as a JSON-able dict."""
-    from rssr_metrics.consistency import NoValidPixelsError, lr_consistency
+    from rssr_metrics.consistency import NoValidPixelsError, combine_reports, lr_consistency
 
     lr_source, sr_source = SceneSource(src, bands), SceneSource(dst)
     try:
@@ -44,8 +47,9 @@ def consistency(src, dst, scale, radiometry, bands=None, window=WINDOW, max_wind
         except RadiometryError:
             mtf = None  # no sensor MTF declared: degraded by MATLAB bicubic, as bicubic-trained models' LR
         lr_scene, sr_scene = ModelStrips(lr_source, radiometry), ModelStrips(sr_source, radiometry)
-        sums, weight, used = {}, 0, 0
+        reports = []
         windows = report_windows(lr_source.height, lr_source.width, window, max_windows)
+        whole = len(windows) == 1 and windows[0][2] == lr_source.height == lr_source.width
         for top, left, side in windows:
             lr_stored = lr_source.read(top, top + side)[:, :, left : left + side]
             mask = lr_scene.valid(lr_stored)
@@ -55,28 +59,24 @@ def consistency(src, dst, scale, radiometry, bands=None, window=WINDOW, max_wind
             # Nodata filled as the network saw it, so the blur of the degradation does not spread it.
             lr = fill_invalid(radiometry.to_model(lr_stored.transpose(1, 2, 0)), mask)
             sr = fill_invalid(radiometry.to_model(sr_stored.transpose(1, 2, 0)), sr_scene.valid(sr_stored))
-            try:
-                figures = lr_consistency(sr, lr, scale, mtf=mtf, mask=mask)
+            try:  # a window's edges inside the scene are not the scene's: border None leaves the kernel's reach
+                reports.append(lr_consistency(sr, lr, scale, mtf=mtf, mask=mask, border=0 if whole else None))
             except NoValidPixelsError:  # every valid pixel within the kernel's reach of nodata
                 continue
-            valid = figures.pop('pixels')
-            for key, value in figures.items():
-                if value is not None:  # spectral_angle of 1-band data
-                    sums[key] = sums.get(key, 0) + valid * np.asarray(value, np.float64)
-            weight, used = weight + valid, used + 1
     finally:
         lr_source.close()
         sr_source.close()
+    metrics = combine_reports(reports) if reports else {}
     return {
         'input': src,
         'output': dst,
         'scale': scale,
-        'windows': used,
+        'windows': len(reports),
         'window_size': windows[0][2],
-        'valid_lr_pixels': weight,  # compared: valid and away from nodata by the degradation kernel's reach
+        'valid_lr_pixels': metrics.pop('pixels', 0),  # compared: valid, away from nodata and window edges
         'radiometry': radiometry.name or 'explicit',
         'mtf': mtf,
-        'metrics': {k: (v / weight).tolist() for k, v in sums.items()} if weight else {},
+        'metrics': metrics,
     }
 
 
