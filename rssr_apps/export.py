@@ -6,7 +6,8 @@ with ``param_key_g``; the arch's initial weights when that is empty) or
 are read by :mod:`rssr_utils.weights` (no pickled code). ``--output DIR`` gets:
 
 * ``model.safetensors``: the state dict (no pickle), and ``model.json`` beside
-  it (the sidecar: ``network_g``, scale, input range, padding, rssr version),
+  it (the sidecar: ``network_g``, scale, input range, padding, rssr version,
+  ``bands`` and the option file's ``radiometry``),
   from which ``rssr-infer --weights DIR/model.safetensors`` and
   :func:`rssr_utils.weights.build_model` rebuild the network;
 * ``model.onnx``: float32 NCHW RGB in [0, 1] -> (B, 3, scale*H, scale*W),
@@ -88,6 +89,34 @@ def describe(net, network_opt, name, pad_multiple=None, tile=256, overlap=32):
     }
 
 
+def band_fields(network_opt, radiometry=None, bands=None, where='radiometry'):
+    """``bands`` (1-based file bands, in the model's order) and ``radiometry`` (``Radiometry.to_dict()`` of those
+    bands, None when none is declared) for the sidecar and the ONNX metadata.
+
+    Args:
+        network_opt (dict): ``network_g``; its ``num_in_ch`` (default 3) is the band count.
+        radiometry (str | dict | None): The option file's ``radiometry:``; per-band values of the file's bands
+            are picked by ``bands``.
+        bands (list[int] | None): The datasets' ``bands``; default 1..num_in_ch.
+        where (str): Named in errors.
+    """
+    from types import SimpleNamespace
+
+    from rssr_data.rs_scene_dataset import band_radiometry
+    from rssr_utils.radiometry import Radiometry
+
+    count = network_opt.get('num_in_ch') or (len(bands) if bands else 3)
+    bands = list(bands or range(1, count + 1))
+    if len(bands) != count:
+        raise ValueError(f'{where}: bands {bands} are {len(bands)}, network_g.num_in_ch is {count}; make them agree.')
+    if radiometry is None:
+        return {'bands': bands, 'radiometry': None}
+    radiometry = Radiometry.resolve(radiometry, where)
+    # Per-band values are for the file's bands (as the datasets read them) when they reach every selected band.
+    file = SimpleNamespace(path=where, bands=bands, count=max(len(radiometry.scale), len(radiometry.offset), *bands))
+    return {'bands': bands, 'radiometry': band_radiometry(radiometry, file).to_dict()}
+
+
 def save_safetensors(net, info, path):
     """Write ``net``'s state dict to ``path`` (.safetensors) and ``info`` to the sidecar beside it."""
     from rssr_utils.weights import sidecar_path, write_safetensors
@@ -122,6 +151,7 @@ def onnx_metadata(info, opset):
         'rssr_version': info['rssr_version'],
         'opset': opset,
     }
+    props.update({k: info[k] for k in ('bands', 'radiometry') if info.get(k) is not None})
     return {k: json.dumps(v) for k, v in props.items()}
 
 
@@ -133,10 +163,10 @@ def read_onnx_metadata(path):
     return {p.key: json.loads(p.value) for p in model.metadata_props}
 
 
-def example_input(multiple, batch=2):
+def example_input(multiple, batch=2, channels=3):
     """A traced example: non-square, sides not multiples of ``multiple``, batch > 1 (size-1 dims are made static)."""
     side = max(multiple, 2)
-    return torch.rand(batch, 3, 2 * side + 3, 3 * side + 1)
+    return torch.rand(batch, channels, 2 * side + 3, 3 * side + 1)
 
 
 def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=False, progress=None):
@@ -156,7 +186,7 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
     progress = progress or (lambda _: None)
     net = prepare_export(net.eval().cpu())
     multiple = info['input']['min_size']
-    x = example_input(multiple)
+    x = example_input(multiple, channels=len(info.get('bands') or [1, 2, 3]))
     dims = (
         torch.export.Dim('batch', min=1, max=1024),
         torch.export.Dim('height', min=multiple, max=16384),
@@ -201,7 +231,7 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
     if not verify:
         return None
     progress('comparing onnxruntime with PyTorch on one input')
-    return verify_onnx(net, path, [tuple(x.shape[-2:])])[0]
+    return verify_onnx(net, path, [tuple(x.shape[-2:])], channels=x.shape[1])[0]
 
 
 def onnx_session(path, device='cpu', threads=None):
@@ -218,13 +248,13 @@ def onnx_session(path, device='cpu', threads=None):
     return ort.InferenceSession(os.fspath(path), options, providers=providers)
 
 
-def verify_onnx(net, path, sizes, batch=1, seed=0):
+def verify_onnx(net, path, sizes, batch=1, seed=0, channels=3):
     """max |onnxruntime - PyTorch| of ``net`` and its export at each (h, w) in ``sizes`` (random inputs)."""
     session = onnx_session(path)
     generator = torch.Generator().manual_seed(seed)
     errors = []
     for h, w in sizes:
-        x = torch.rand(batch, 3, h, w, generator=generator)
+        x = torch.rand(batch, channels, h, w, generator=generator)
         with torch.no_grad():
             ref = net(x).numpy()
         out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
@@ -251,6 +281,8 @@ def export_model(
     log=print,
     progress=None,
     overwrite=False,
+    radiometry=None,
+    bands=None,
 ):
     """Export ``network_opt`` (a ``network_g`` dict) with ``weights`` into the folder ``output``.
 
@@ -269,6 +301,8 @@ def export_model(
         log (callable): Prints what was written. Default: print.
         progress (callable | None): Hears of each step as it starts (rssr-export: a line on stderr).
         overwrite (bool): Replace existing model files in ``output`` (refused otherwise).
+        radiometry (str | dict | None): The option file's ``radiometry:`` (recorded, see :func:`band_fields`).
+        bands (list[int] | None): The 1-based file bands the model takes (default 1..num_in_ch).
 
     Returns:
         dict: Paths written and, with ``verify``, ``onnx_max_abs_error``.
@@ -290,6 +324,7 @@ def export_model(
     if scale_of(network_opt, net) is None:
         raise ValueError(f'{network_opt["type"]}: no upscale/scale option; add it to network_g.')
     info = describe(net, dict(network_opt), name, pad_multiple, tile, overlap)
+    info.update(band_fields(network_opt, radiometry, bands))
     os.makedirs(output, exist_ok=True)
     result = {}
     # ONNX first: a graph that cannot be traced leaves no safetensors behind either.
@@ -382,6 +417,8 @@ def main(argv=None):
             # The real stderr: export_model holds the tracer's own stderr back until the export succeeds.
             progress=lambda step: print(f'rssr-export: {step} ...', file=sys.__stderr__ or sys.stderr, flush=True),
             overwrite=args.overwrite,
+            radiometry=spec.get('radiometry'),
+            bands=spec.get('bands'),
         )
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, WeightsError) as error:
         sys.exit(f'rssr-export: {error}')

@@ -116,7 +116,7 @@ class TiledSR:
             return torch.stack([img[:, y : y + th, x : x + tw] for x in xs]).float()
         return torch.from_numpy(np.stack([img[:, y : y + th, x : x + tw] for x in xs]).astype(np.float32))
 
-    def rows(self, img, offset=0.0, span=1.0, progress=None):
+    def rows(self, img, offset=0.0, span=1.0, progress=None, clip=True):
         """Super-resolve ``img`` band by band.
 
         Args:
@@ -125,6 +125,9 @@ class TiledSR:
             offset (float): Value mapped to 0. Default: 0.
             span (float): Value range mapped to [0, 1]. Default: 1.
             progress (callable, optional): Called with the number of tiles after each forward.
+            clip (bool): Clamp the network input to [0, 1] and replace NaN/inf by 0 (stretched values).
+                False: ``img`` already holds finite model values (a radiometry's), passed on as they are.
+                Default: True.
 
         Yields:
             (int, np.ndarray | Tensor): Output row of the first row, and (C, n, W*scale) float32 rows,
@@ -161,7 +164,7 @@ class TiledSR:
             for j0 in range(0, len(xs), self.batch_size):
                 chunk = range(j0, min(j0 + self.batch_size, len(xs)))
                 tiles = self._tiles(img, y, th, [xs[j] for j in chunk], tw)
-                if (offset, span) != (0.0, 1.0) or floating:
+                if clip and ((offset, span) != (0.0, 1.0) or floating):
                     # Only nodata lies outside [0, 1]: clipped; NaN/inf holes become 0, never reaching the network.
                     tiles = ((tiles - offset) / span).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).clamp(0, 1)
                 for j, tile_out in zip(chunk, to_acc(self._forward(tiles))):

@@ -27,7 +27,8 @@ A ``module.`` prefix left by (Distributed)DataParallel is stripped.
 
 Sidecars: ``rssr-export`` writes ``model.safetensors`` with ``model.json``
 beside it (:func:`sidecar_path`): the ``network_g`` options, scale, input
-range, padding and rssr version. :func:`build_model` with ``network_opt=None``
+range, padding, rssr version, and the model's ``bands`` and ``radiometry``
+(:func:`sidecar_bands` reads them back). :func:`build_model` with ``network_opt=None``
 rebuilds the network from it, so such a model needs no option file and no
 pickle at all. A sidecar is checked like an option file's ``network_g``
 (:func:`rssr_utils.schema.check_sidecar`) and may name no file or download.
@@ -258,6 +259,23 @@ def read_sidecar(weights):
     return sidecar
 
 
+def sidecar_bands(weights):
+    """The bands and radiometry a sidecar records: ``(bands | None, Radiometry | None)``.
+
+    ``bands`` are the 1-based file bands the model takes, in order; the radiometry (``Radiometry.to_dict()``
+    as written by ``rssr-export``) is of those bands. (None, None) without a sidecar or for older sidecars.
+    """
+    from rssr_utils.radiometry import Radiometry
+
+    sidecar = read_sidecar(weights) or {}
+    bands, radiometry = sidecar.get('bands'), sidecar.get('radiometry')
+    if bands is not None and not (isinstance(bands, list) and all(isinstance(b, int) and b > 0 for b in bands)):
+        raise WeightsError(f'{sidecar_path(weights)}: bands {bands!r} is not a list of band numbers; re-export.')
+    if radiometry is not None:
+        radiometry = Radiometry.resolve(radiometry, where=f'{sidecar_path(weights)}: radiometry')
+    return bands, radiometry
+
+
 def arch_class(name):
     """The class registered as ``name`` in BasicSR's ARCH_REGISTRY (BasicSR's archs and rssr's imported).
 
@@ -343,6 +361,7 @@ def build_model(network_opt, weights=None, param_key='params', official=False, d
             )
         network_opt, pad_multiple = sidecar['network_g'], sidecar.get('pad_multiple')
         source, policy = sidecar_path(weights), 'sidecar'
+        sidecar_bands(weights)  # a damaged bands/radiometry entry is named now, not at the first scene
 
     net = build_network(network_opt, source, policy)
     if weights:
@@ -369,8 +388,10 @@ def model_options(opt_path):
     Returns:
         dict: ``network_g`` (dict), ``pretrain_network_g`` (str or None),
         ``param_key_g`` (default 'params'), ``strict_load_g`` (default True),
-        ``model_type``, ``name`` and ``pad_multiple`` (SwinIRModel pads test
-        inputs to multiples of the window; None for other models).
+        ``model_type``, ``name``, ``pad_multiple`` (SwinIRModel pads test
+        inputs to multiples of the window; None for other models), ``radiometry``
+        (the top-level ``radiometry:``, or None) and ``bands`` (the first dataset's
+        1-based ``bands``, or None).
     """
     from rssr_utils.options import load_options
     from rssr_utils.schema import check_network, upgrade_names
@@ -392,4 +413,8 @@ def model_options(opt_path):
         'name': opt.get('name'),
         'pad_multiple': network.get('window_size') if opt.get('model_type') == 'SwinIRModel' else None,
         'file_policy': policy,
+        'radiometry': opt.get('radiometry'),
+        'bands': next(
+            (d['bands'] for d in (opt.get('datasets') or {}).values() if isinstance(d, dict) and d.get('bands')), None
+        ),
     }

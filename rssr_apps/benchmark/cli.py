@@ -13,10 +13,11 @@ import rssr_patches
 from rssr_utils.guards import check_apart, check_replace, positive_int
 from rssr_utils.options import OptionError
 from rssr_utils.options import load_options as read_option_file
+from rssr_utils.radiometry import Radiometry
 
 from .cost import MEMORY_METHODS, measure_cost
 from .models import build_benchmark_model, model_spec
-from .quality import METRICS, evaluate, prepare_dataset
+from .quality import METRICS, evaluate, prepare_dataset, rs_metrics
 from .report import REPORTS, markdown_table, write_reports
 
 
@@ -26,7 +27,7 @@ def _error_text(exc):
 
 
 def _cost_defaults(cost_opt):
-    cost = {'input_size': [48, 48], 'batch_size': 1, 'warmup': 1, 'runs': 3, 'memory': True}
+    cost = {'input_size': [48, 48], 'batch_size': 1, 'warmup': 1, 'runs': 3, 'memory': True, 'channels': 3}
     cost.update(cost_opt or {})
     if isinstance(cost['input_size'], int):
         cost['input_size'] = [cost['input_size']] * 2
@@ -60,10 +61,12 @@ def run_benchmark(opt, log=print):
         raise ValueError(f'quality: {quality!r}; use trained, all or none.')
     rssr_patches.import_registries()
     notes = []
+    radiometry, metrics = opt.get('radiometry'), rs_metrics(opt)
+    names = list(metrics) if metrics else list(METRICS)
 
     datasets, dataset_info = {}, {}
     for name, dataset_opt in (opt.get('datasets') or {}).items():
-        dataset, note = prepare_dataset(name, dataset_opt, scale)
+        dataset, note = prepare_dataset(name, dataset_opt, scale, radiometry)
         if dataset is None:
             notes.append(note)
             dataset_info[name] = note
@@ -102,14 +105,18 @@ def run_benchmark(opt, log=print):
                     bar.update(len(dataset))
                     continue
                 try:
-                    per_image = evaluate(net, dataset, scale, device, spec.get('pad_multiple'), bar)
+                    per_image = evaluate(
+                        net, dataset, scale, device, spec.get('pad_multiple'), bar, metrics, radiometry
+                    )
                 except Exception as exc:
                     row['errors'].append(f'{name}: {_error_text(exc)}')
                     continue
                 for item in per_image:
                     images.append({'dataset': name, 'model': row['model'], 'weights': row['weights'], **item})
-                for metric in METRICS:
-                    row[f'{name}/{metric}'] = float(np.mean([item[metric] for item in per_image]))
+                for metric in names:  # over the windows it could score (RS metrics skip empty ones)
+                    values = [item[metric] for item in per_image if metric in item]
+                    if values:
+                        row[f'{name}/{metric}'] = float(np.mean(values))
             del net
             gc.collect()
             if row['errors']:
@@ -119,7 +126,9 @@ def run_benchmark(opt, log=print):
         'scale': scale,
         'device': _device_text(device),
         'quality': quality,
-        'input_shape': [cost_opt['batch_size'], 3, *cost_opt['input_size']],
+        'input_shape': [cost_opt['batch_size'], cost_opt['channels'], *cost_opt['input_size']],
+        'metrics': names,
+        'radiometry': None if radiometry is None else Radiometry.resolve(radiometry).name or 'explicit',
         'warmup': cost_opt['warmup'],
         'runs': cost_opt['runs'],
         'memory': MEMORY_METHODS[device.type] if cost_opt['memory'] else 'not measured',

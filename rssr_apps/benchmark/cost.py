@@ -141,7 +141,7 @@ def measure_peak_memory(spec, input_shape, scale, device, timeout=900):
 def measure_cost(net, spec, scale, device, cost_opt):
     """Parameters, FLOPs, latency and peak memory at the stated input size."""
     height, width = cost_opt['input_size']
-    shape = (cost_opt['batch_size'], 3, height, width)
+    shape = (cost_opt['batch_size'], cost_opt.get('channels', 3), height, width)  # channels: the bands
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(device)
     pad = spec.get('pad_multiple')
     with torch.inference_mode():

@@ -13,9 +13,11 @@ def plot_psnr_vs_flops(result, file):
     import matplotlib.pyplot as plt
 
     datasets = [n for n, v in result['datasets'].items() if isinstance(v, int)] or [None]
+    metrics = result['setup'].get('metrics') or ['psnr_rgb']
+    metric = next((m for m in ('psnr_rgb', 'band_psnr') if m in metrics), metrics[0])  # multispectral: band PSNR
     models = [row for row in result['models'] if row.get('flops')]
     max_params = max([row['params'] for row in models] + [1])
-    lanes = max(sum(1 for row in models if not name or f'{name}/psnr_rgb' not in row) for name in datasets)
+    lanes = max(sum(1 for row in models if not name or f'{name}/{metric}' not in row) for name in datasets)
     fig, axes = plt.subplots(
         2,
         len(datasets),
@@ -29,7 +31,7 @@ def plot_psnr_vs_flops(result, file):
         lane = 0
         for row in models:
             gflops, size = row['flops'] / 1e9, 40 + 1500 * row['params'] / max_params
-            psnr = row.get(f'{name}/psnr_rgb') if name else None
+            psnr = row.get(f'{name}/{metric}') if name else None
             if psnr is None:  # one lane per model, so that labels never overlap
                 strip.scatter(gflops, lane, s=min(size, 120), facecolors='none', edgecolors='k')
                 strip.annotate(
@@ -47,12 +49,12 @@ def plot_psnr_vs_flops(result, file):
         if models:
             top.set_xlim(min(r['flops'] for r in models) / 3e9, max(r['flops'] for r in models) * 8 / 1e9)
         top.margins(y=0.15)
-        top.set_ylabel('PSNR RGB (dB)')
+        top.set_ylabel({'psnr_rgb': 'PSNR RGB (dB)', 'band_psnr': 'band PSNR (dB)'}.get(metric, metric))
         scale = result['setup']['scale']
         top.set_title(f'x{scale} on {name} (bubble area ~ parameters)' if name else f'x{scale}: no test set')
         strip.set_yticks([])
         strip.set_ylim(lanes - 0.4, -0.6)
-        strip.set_ylabel('no PSNR', fontsize=8)
+        strip.set_ylabel(f'no {metric}', fontsize=8)
         strip.set_xlabel(f'GFLOPs at input {"x".join(map(str, result["setup"]["input_shape"]))} (log)')
     fig.tight_layout()
     fig.savefig(file, dpi=120)

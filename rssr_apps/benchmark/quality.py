@@ -1,4 +1,11 @@
-"""Test sets of a benchmark and PSNR/SSIM of a model on them (BasicSR's metrics)."""
+"""Test sets of a benchmark and the quality of a model on them.
+
+8-bit RGB (no ``radiometry:`` or ``metrics:`` in the option file): BasicSR's
+PSNR/SSIM on RGB and Y (:data:`METRICS`). Multispectral: the option file's
+``metrics:`` (default :func:`rs_metrics`: SAM, ERGAS, band PSNR/SSIM) scored
+in model values with each window's nodata mask and the radiometry's valid
+range, as validation scores them (:func:`rssr_model.rs_validation.score`).
+"""
 
 import copy
 import os
@@ -15,6 +22,24 @@ from rssr_utils.image_io import is_image
 from .models import super_resolve
 
 METRICS = ('psnr_rgb', 'ssim_rgb', 'psnr_y', 'ssim_y')
+RS_METRIC_TYPES = {
+    'sam': 'calculate_sam',
+    'ergas': 'calculate_ergas',
+    'band_psnr': 'calculate_band_psnr',
+    'band_ssim': 'calculate_band_ssim',
+}
+
+
+def rs_metrics(opt):
+    """The ``metrics:`` of a benchmark option file (name -> metric options, as ``val.metrics``), or None for
+    8-bit RGB. With a ``radiometry:`` and no ``metrics:``: SAM, ERGAS, band PSNR and SSIM, border crop = scale."""
+    if opt.get('metrics'):
+        return dict(opt['metrics'])
+    if opt.get('radiometry') is None:
+        return None
+    return {name: {'type': kind, 'crop_border': opt['scale']} for name, kind in RS_METRIC_TYPES.items()}
+
+
 SKIMAGE_IMAGES = ('astronaut', 'coffee', 'chelsea', 'rocket', 'grass', 'gravel', 'brick')
 
 
@@ -57,20 +82,42 @@ def make_lq_folder(gt_dir, lq_dir, scale):
             write_lr(osp.join(gt_dir, name), lq_file, scale)
 
 
-def prepare_dataset(name, dataset_opt, scale):
-    """Build a test set from its option block; return ``(dataset, note)``, dataset None when skipped."""
+def generate_s2_scenes(folder, size, count=1, seed=100):
+    """Write the missing synthetic Sentinel-2-like scenes ``folder/scene_<i>.tif`` (:mod:`rssr_data.synthetic`).
+
+    Existing scenes are kept (they are a pure function of size and seed), so a run costs nothing the second time.
+    """
+    from rssr_data.synthetic import write_scene
+
+    for i in range(count):
+        path = osp.join(folder, f'scene_{i}.tif')
+        if not osp.isfile(path):
+            write_scene(path, (size, size), seed=seed + i)
+
+
+def prepare_dataset(name, dataset_opt, scale, radiometry=None):
+    """Build a test set from its option block; return ``(dataset, note)``, dataset None when skipped.
+
+    ``radiometry`` (the option file's) is handed to rssr's scene datasets that do not set their own.
+    """
     from basicsr.data import build_dataset
 
     opt = copy.deepcopy(dataset_opt)
     optional, generate, hr_size = opt.pop('optional', False), opt.pop('generate', None), opt.pop('hr_size', 192)
-    make_lq = opt.pop('make_lq', None)
+    make_lq, scenes = opt.pop('make_lq', None), opt.pop('scenes', 1)
     opt.setdefault('name', name)
     opt.update(phase='val', scale=scale)
-    opt.setdefault('io_backend', {'type': 'disk'})
+    scene_dataset = opt.get('type') == 'RSSceneDataset'  # reads GeoTIFFs itself: no io_backend or filename_tmpl
+    if scene_dataset and radiometry is not None:
+        opt.setdefault('radiometry', radiometry)
+    elif not scene_dataset:
+        opt.setdefault('io_backend', {'type': 'disk'})
     if generate == 'skimage':
         generate_skimage_set(opt['dataroot_gt'], opt['dataroot_lq'], scale, hr_size)
+    elif generate == 's2_synthetic':
+        generate_s2_scenes(opt['dataroot_gt'], hr_size, scenes)
     elif generate:
-        raise ValueError(f'Dataset {name}: unknown `generate: {generate}` (only `skimage`).')
+        raise ValueError(f'Dataset {name}: unknown `generate: {generate}` (`skimage` or `s2_synthetic`).')
     if not osp.exists(opt['dataroot_gt']):
         if optional:
             return None, f'{name}: skipped, {opt["dataroot_gt"]} is absent'
@@ -82,7 +129,8 @@ def prepare_dataset(name, dataset_opt, scale):
         make_lq_folder(opt['dataroot_gt'], opt['dataroot_lq'], scale)
     elif make_lq:
         raise ValueError(f'Dataset {name}: unknown `make_lq: {make_lq}` (only `bicubic`).')
-    opt.setdefault('filename_tmpl', '{}')
+    if not scene_dataset:
+        opt.setdefault('filename_tmpl', '{}')
     return build_dataset(opt), ''
 
 
@@ -96,16 +144,48 @@ def image_metrics(sr_img, gt_img, crop_border):
     return result
 
 
-def evaluate(net, dataset, scale, device, pad_multiple=None, progress=None):
-    """Per-image metrics of ``net`` on ``dataset``: list of dicts with ``image`` and METRICS."""
+def model_value_metrics(sr, data, metrics, radiometry, scale, dataset_opt):
+    """RS metrics of one window in model values (None when its mask leaves no valid pixel).
+
+    Args:
+        sr (Tensor): (1, C, H, W) output.
+        data (dict): The dataset's sample: ``gt`` (C, H, W), optional ``mask`` (1, H, W), 1 = valid.
+        metrics (dict): name -> metric options (``val.metrics`` style).
+        radiometry (str | dict | None): The option file's (valid range of band PSNR/SSIM).
+        scale (int): SR factor (ERGAS).
+        dataset_opt (dict): The dataset's options (its ``bands`` pick per-band radiometry values).
+    """
+    from rssr_model.rs_validation import bands_radiometry, score
+    from rssr_utils.radiometry import Radiometry
+
+    pred = sr[0].double().cpu().numpy().transpose(1, 2, 0)
+    gt = data['gt'].double().numpy().transpose(1, 2, 0)
+    mask = data['mask'][0].numpy() > 0.5 if 'mask' in data else None
+    if mask is not None and not mask.any():
+        return None
+    bands = bands_radiometry(Radiometry.resolve(radiometry), gt.shape[2], dataset_opt)
+    return score(metrics, pred, gt, mask, bands, scale)
+
+
+def evaluate(net, dataset, scale, device, pad_multiple=None, progress=None, metrics=None, radiometry=None):
+    """Per-image metrics of ``net`` on ``dataset``: list of dicts with ``image`` and METRICS, or with the
+    ``metrics`` names (scored in model values, see :func:`model_value_metrics`; windows without a valid
+    pixel are left out)."""
     rows = []
     with torch.inference_mode():
         for index in range(len(dataset)):
             data = dataset[index]
             sr = super_resolve(net, data['lq'].unsqueeze(0).to(device), scale, pad_multiple)
-            row = {'image': osp.basename(str(data.get('lq_path', index)))}
-            row.update(image_metrics(tensor2img(sr.cpu()), tensor2img(data['gt']), scale))
-            rows.append(row)
+            name = osp.basename(str(data.get('lq_path', index)))
+            if 'window' in data:
+                name = f'{osp.splitext(name)[0]}_r{int(data["window"][0])}_c{int(data["window"][1])}'
+            if metrics:
+                opt = getattr(dataset, 'opt', {})
+                found = model_value_metrics(sr, data, metrics, opt.get('radiometry', radiometry), scale, opt)
+            else:
+                found = image_metrics(tensor2img(sr.cpu()), tensor2img(data['gt']), scale)
+            if found is not None:
+                rows.append({'image': name, **found})
             if progress is not None:
                 progress.update(1)
     return rows

@@ -49,6 +49,7 @@ from tqdm import tqdm
 from rssr_utils.guards import check_apart, non_negative_int, positive_int
 from rssr_utils.image_io import MAX_PIXELS, add_max_pixels_argument, shown
 from rssr_utils.memory import peak_rss_mib
+from rssr_utils.radiometry import Radiometry
 from rssr_utils.tiling import TiledSR
 from rssr_utils.weights import build_model, model_options, read_sidecar, scale_argument, scale_of
 
@@ -63,6 +64,8 @@ from .raster import (
     read_scene,
     value_range,
 )
+from .report import write_report
+from .scene import declared_radiometry, super_resolve_scene
 
 
 def super_resolve_file(engine, src, dst, bands=(1, 2, 3), stretch='auto', progress=True, max_pixels=MAX_PIXELS):
@@ -174,7 +177,20 @@ def main(argv=None):
         'side, as the official TSFNet evaluation (x8: --tile 32 --overlap 0 = 256 HR blocks)',
     )
     parser.add_argument('--batch-size', type=positive_int, default=4, help='tiles per forward (default 4)')
-    parser.add_argument('--bands', type=positive_int, nargs=3, default=(1, 2, 3), help='RGB band numbers of GeoTIFFs')
+    parser.add_argument(
+        '--bands',
+        type=positive_int,
+        nargs='+',
+        help="1-based bands to super-resolve (default: the model's bands, else 1 2 3; with a radiometry: all)",
+    )
+    parser.add_argument(
+        '--radiometry',
+        help='stored values -> model values: a profile (sentinel2_l2a, landsat_c2_l2, uint8, uint12, uint16) or '
+        "JSON numbers; default: -opt's radiometry, the model.json or ONNX metadata, else --stretch",
+    )
+    parser.add_argument(
+        '--report', action='store_true', help='LR consistency of each output (no HR needed): printed and <output>.json'
+    )
     parser.add_argument(
         '--stretch',
         choices=['auto', 'dtype', 'minmax'],
@@ -214,6 +230,14 @@ def main(argv=None):
     if not weights:
         print('rssr-infer: warning: no --weights, running an untrained network', file=sys.stderr)
     try:
+        radiometry, bands = declared_radiometry(args, net)
+    except ValueError as error:
+        sys.exit(f'rssr-infer: {error}')
+    if args.report and radiometry is None:
+        parser.error('--report compares values in a radiometry: pass --radiometry (uint8 for 8-bit RGB)')
+    if radiometry is None and bands and len(bands) != 3:
+        parser.error(f'--bands {" ".join(map(str, bands))}: without a radiometry, 3 (RGB) bands; pass --radiometry')
+    try:
         device = 'cpu' if args.onnx else args.device  # onnxruntime takes and returns CPU arrays
         engine = TiledSR(net, scale, args.tile, args.overlap, args.batch_size, device, args.ensemble, args.precision)
     except ValueError as error:
@@ -245,9 +269,15 @@ def main(argv=None):
     start, failed = time.time(), []
     for src, dst in zip(files, outputs):
         try:
-            super_resolve_file(
-                engine, src, dst, args.bands, args.stretch, progress=not args.quiet, max_pixels=args.max_pixels
-            )
+            if radiometry is None:
+                super_resolve_file(
+                    engine, src, dst, bands or (1, 2, 3), args.stretch, not args.quiet, max_pixels=args.max_pixels
+                )
+            else:
+                with tqdm(desc=osp.basename(src), unit='tile', disable=args.quiet) as bar:
+                    done = super_resolve_scene(engine, src, dst, radiometry, bands, bar.update, args.max_pixels)
+            if args.report:
+                print(write_report(src, dst, scale, Radiometry.resolve(done['radiometry']), done['bands']))
         except (ValueError, OSError, cv2.error, MemoryError) as error:  # this scene only: report it, go on
             named = src in str(error) or shown(src) in str(error)
             print(f'rssr-infer: {error}' if named else f'rssr-infer: {shown(src)}: {error}', file=sys.stderr)

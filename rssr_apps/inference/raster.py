@@ -20,6 +20,7 @@ nothing. Non-finite pixels of float rasters (NaN, inf) are nodata whether or
 not the file declares a nodata value.
 """
 
+import contextlib
 import os
 import warnings
 
@@ -158,7 +159,7 @@ class _TiffWriter:
             driver='GTiff',
             width=width,
             height=height,
-            count=3,
+            count=meta.get('count', 3),
             dtype=meta['dtype'],
             tiled=True,
             blockxsize=self.block,
@@ -208,3 +209,25 @@ class _ArrayWriter:
 
     def abort(self):
         self.array = None
+
+
+@contextlib.contextmanager
+def atomic_writer(writer_class, dst, meta, height, width, scale):
+    """A ``writer_class`` on a temporary name beside ``dst``, renamed to ``dst`` when the block completes.
+
+    When the block raises, the writer is aborted and the temporary file removed: ``dst`` is either complete or
+    untouched.
+    """
+    tmp = f'{dst}.part{os.path.splitext(dst)[1]}'
+    writer = None
+    try:
+        writer = writer_class(tmp, meta, height, width, scale)
+        yield writer
+        writer.close()
+        writer = None
+        os.replace(tmp, dst)
+    finally:
+        if writer is not None:
+            writer.abort()
+        if os.path.exists(tmp):
+            os.remove(tmp)
