@@ -33,7 +33,7 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from rssr_metrics import NoValidPixelsError
+from rssr_metrics.rs_metric import NoValidPixelsError
 
 # The arguments a model-value metric may receive from the model (each only when its options do not set it).
 MODEL_VALUE_ARGS = ('mask', 'radiometry', 'scale')

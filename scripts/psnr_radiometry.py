@@ -21,7 +21,6 @@ import math
 
 import rssr_compat  # noqa: F401  (before basicsr)
 
-import basicsr.utils  # noqa: F401  (first: registers rssr's packages in order; rssr_metrics alone is circular)
 import rasterio
 
 from rssr_metrics.rs_metric import calculate_band_psnr

@@ -11,6 +11,7 @@ ROOMS = (
     'rssr_arch',  # networks, converters, export helpers
     'rssr_utils',  # machinery: options, states, weights + build_network, image jobs and I/O, LMDB, tiling, memory
     'rssr_data',  # datasets, degradations, prepare, demo data
+    'rssr_metrics',  # remote-sensing metrics (METRIC_REGISTRY) and the no-reference LR consistency
     'rssr_loss',  # losses
     'rssr_model',  # models
     'rssr_patches',  # every change rssr makes to BasicSR
