@@ -159,7 +159,17 @@ def options_struct(networks, datasets, train, val, strict=True, name=str):
         ('scale', PosInt, msgspec.UNSET),
         ('num_gpu', Union[NonNegInt, Literal['auto']], 'auto'),
         ('manual_seed', Optional[Seed], None),
-        ('allow_file_arguments', bool, False),
+        (
+            'allow_file_arguments',
+            Annotated[
+                bool,
+                msgspec.Meta(
+                    description='a trusted local run: archs and losses may read any file their arguments name '
+                    '(otherwise only under experiments/pretrained_models/); never read from a model sidecar'
+                ),
+            ],
+            False,
+        ),
         ('datasets', dict[str, datasets], msgspec.UNSET),
         ('network_g', networks, msgspec.UNSET),
         ('network_d', networks, msgspec.UNSET),
