@@ -136,5 +136,7 @@ def test_an_absent_entry_is_an_error_listing_the_entries(setup):
     with pytest.raises(WeightsError, match=listed.replace('[', r'\[').replace(']', r'\]')):
         build_benchmark_model(model_spec({'opt': str(opt_file)}))
 
+    # BasicSR's own pipeline falls back from a missing params_ema to params, with a notice, as plain BasicSR does.
     proc = run_test_script(opt_file, root)
-    assert proc.returncode != 0 and listed in proc.stderr, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "has no 'params_ema' entry; using 'params'" in out, out[-3000:]

@@ -174,8 +174,9 @@ def check_options(opt, is_train, source='option file'):
     policy = _file_policy(opt)
     for key in sorted(k for k in opt if str(k).startswith('network_')):
         _first(problems, check_network, opt[key], key, '', policy, u['arch'])
-    if _first_scale_problem(opt):
-        problems.append(_first_scale_problem(opt))
+    scale_problem = _first_scale_problem(opt)
+    if scale_problem:
+        problems.append(scale_problem)
     datasets = opt.get('datasets')
     if isinstance(datasets, dict):
         for phase, dataset_opt in datasets.items():

@@ -159,9 +159,28 @@ def options_struct(networks, datasets, train, val, strict=True, name=str):
         ('scale', PosInt, msgspec.UNSET),
         ('num_gpu', Union[NonNegInt, Literal['auto']], 'auto'),
         ('manual_seed', Optional[Seed], None),
-        ('allow_file_arguments', bool, False),
-        # stored values <-> model values (a profile name or explicit numbers: rssr_utils.radiometry)
-        ('radiometry', Optional[Union[str, dict]], None),
+        (
+            'allow_file_arguments',
+            Annotated[
+                bool,
+                msgspec.Meta(
+                    description='a trusted local run: archs and losses may read any file their arguments name '
+                    '(otherwise only under experiments/pretrained_models/); never read from a model sidecar'
+                ),
+            ],
+            False,
+        ),
+        (
+            'radiometry',
+            Annotated[
+                Optional[Union[str, dict]],
+                msgspec.Meta(
+                    description='stored values -> model values: a profile (sentinel2_l2a, landsat_c2_l2, uint8, '
+                    'uint12, uint16) or {scale, offset, valid_range, nodata, bit_depth} (rssr_utils.radiometry)'
+                ),
+            ],
+            None,
+        ),
         ('datasets', dict[str, datasets], msgspec.UNSET),
         ('network_g', networks, msgspec.UNSET),
         ('network_d', networks, msgspec.UNSET),
