@@ -35,7 +35,14 @@ def payload_file(tmp_path, marker):
 COMMANDS = {
     'train': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'train.py'), '-opt', opt],
     'test': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'test.py'), '-opt', opt],
-    'infer': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'infer.py'), out, out + '/sr', '-opt', opt],
+    'infer': lambda opt, out: [
+        sys.executable,
+        str(REPO / 'scripts' / 'infer.py'),
+        f'{out}/in',
+        f'{out}/sr',
+        '-opt',
+        opt,
+    ],
     'benchmark': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'benchmark.py'), '-opt', opt],
     'demo': lambda opt, out: [sys.executable, str(REPO / 'scripts' / 'demo.py'), '-opt', opt],
 }
