@@ -50,7 +50,7 @@ def test_denoise_tool_writes_copies_with_provenance(tmp_path):
     original = cv2.imread(str(src / 'cls' / 'n1.png'), cv2.IMREAD_UNCHANGED)
     assert prov['images']['cls/n1']['psnr_vs_original'] == round(psnr(original, out), 4)
     assert (tmp_path / 'nlm' / 'j.png').is_file()  # JPEG inputs are not re-compressed
-    with pytest.raises(SystemExit, match='must differ from --input'):
+    with pytest.raises(SystemExit, match='is the input'):
         denoise_main(['--input', str(src), '--output', str(src), '--method', 'nlm'])
     with pytest.raises(SystemExit, match='pass --resume'):
         denoise_main(['--input', str(src), '--output', str(tmp_path / 'nlm'), '--method', 'nlm'])

@@ -257,20 +257,23 @@ def test_hr_sample_through_the_project_lr_function(samples_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    'extra, message',
+    'extra, code, message',
     [
-        (['--kernel-size', '4'], 'kernel_size must be a positive odd integer'),
-        (['--steps', '0'], 'steps must be an integer >= 1'),
-        (['--weights', 'missing.pth'], 'pass --random-init'),
+        (['--kernel-size', '4'], 2, 'argument --kernel-size: 4 is even'),  # argparse, in one line
+        (['--steps', '0'], 2, 'argument --steps: 0 is out of range'),
+        (['--weights', 'missing.pth'], 1, 'pass --random-init'),
     ],
     ids=['even kernel', 'no steps', 'missing weights'],
 )
-def test_bad_settings_are_refused_before_anything_runs(tiny_setup, capsys, extra, message):
+def test_bad_settings_are_refused_before_anything_runs(tiny_setup, capsys, extra, code, message):
     tmp_path, args = tiny_setup
     out = tmp_path / 'out'
     argv = ['--arch', 'EDSR', '--scale', '4', '--arch-opt', 'num_feat=8', '--arch-opt', 'num_block=1']
-    assert main(argv + args + extra + ['--window', '0', '0', '8', '--output', str(out)]) == 1
-    assert message in capsys.readouterr().err
+    try:
+        result = main(argv + args + extra + ['--window', '0', '0', '8', '--output', str(out)])
+    except SystemExit as error:
+        result = error.code
+    assert result == code and message in capsys.readouterr().err
     _assert_nothing_written(tmp_path, out)
 
 

@@ -38,8 +38,8 @@ COMMANDS = {
     'infer': lambda opt, out: [
         sys.executable,
         str(REPO / 'scripts' / 'infer.py'),
-        out + '/in',
-        out + '/sr',
+        f'{out}/in',
+        f'{out}/sr',
         '-opt',
         opt,
     ],

@@ -246,7 +246,7 @@ def test_bad_inputs_are_named_and_nothing_is_lost(tmp_path):
     (src / 'img03.png').write_bytes(b'not a png')
     args = ['--input', src, '--output', tmp_path / 'LR', '--scale', '4', '--batch-size', '1']
     message = refused(*args)
-    assert 'img03.png: cannot be decoded' in message and 'rerun with --resume' in message
+    assert 'img03.png: not an image format rssr reads' in message and 'rerun with --resume' in message
     assert len(images_of(tmp_path / 'LR')) == 3  # the images before it are kept, for --resume
     (src / 'img03.png').unlink()
     cv2.imwrite(str(src / 'odd.png'), np.zeros((82, 96, 3), np.uint8))
