@@ -19,6 +19,12 @@ are read by :mod:`rssr_utils.weights` (no pickled code). ``--output DIR`` gets:
   window (``model_type: SwinIRModel``) are exported with that padding inside
   (:class:`rssr_arch.arch_util.PaddedSR`), so they also take any size.
 
+Every ONNX file runs on onnxruntime 1.16 and later (:mod:`rssr_apps.onnx_compat`:
+the lowest IR version the opset needs, no float64 op). ``--deepness --tile T
+--resolution-cm R`` writes a QGIS Deepness file (fixed T x T input, output
+clipped to [0, 1], no overlap); ``--fp16`` computes in float16 (float32 input
+and output unless ``--fp16-io``): :mod:`rssr_apps.onnx_profiles`.
+
 Every file is written under a temporary name and renamed when complete. The
 ONNX file is checked with ``onnx.checker`` and its output compared with
 PyTorch's through onnxruntime on one input (``--no-verify`` skips that).
@@ -33,6 +39,7 @@ from os import path as osp
 import numpy as np
 import torch
 
+from rssr_apps.onnx_profiles import DEEPNESS_NOTE, DeployedSR, deepness_profile, resolution_cm_of
 from rssr_utils.states import save_atomic
 from rssr_utils.weights import SIDECAR_FORMAT, WeightsError, build_model, model_options, scale_argument, scale_of
 
@@ -119,6 +126,9 @@ def onnx_metadata(info, opset):
         'rssr_version': info['rssr_version'],
         'opset': opset,
     }
+    for key in ('resolution', 'description', 'precision'):  # the Deepness profile's, and --fp16
+        if key in info:
+            props[key] = info[key]
     return {k: json.dumps(v) for k, v in props.items()}
 
 
@@ -130,43 +140,59 @@ def read_onnx_metadata(path):
     return {p.key: json.loads(p.value) for p in model.metadata_props}
 
 
-def example_input(multiple, batch=2):
-    """A traced example: non-square, sides not multiples of ``multiple``, batch > 1 (size-1 dims are made static)."""
+def example_input(multiple, batch=2, tile=None):
+    """A traced example: non-square, sides not multiples of ``multiple``, batch > 1 (size-1 dims are made
+    static); with ``tile`` a (batch, 3, tile, tile) input for a fixed-size graph."""
+    if tile:
+        return torch.rand(batch, 3, tile, tile)
     side = max(multiple, 2)
     return torch.rand(batch, 3, 2 * side + 3, 3 * side + 1)
 
 
-def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=False):
-    """Trace ``net`` (eval mode, CPU) to ``path`` with dynamic batch/height/width and add the metadata.
+def export_onnx(
+    net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=False, tile=None, fp16=False, fp16_io=False, clip=False
+):
+    """Trace ``net`` (eval mode, CPU) to ``path`` and add the metadata.
 
-    ``optimize`` runs onnxscript's graph optimizer (minutes for TSFNet on 2 cores;
-    onnxruntime optimizes the graph again when it loads it).
+    Args:
+        tile (int | None): Fixed square (tile, tile) input, dynamic batch; None: dynamic batch,
+            height and width.
+        fp16, fp16_io, clip: As :class:`DeployedSR`.
+        optimize (bool): Run onnxscript's graph optimizer (minutes for TSFNet on 2 cores;
+            onnxruntime optimizes the graph again when it loads it).
 
     Returns:
-        float | None: max |onnxruntime - PyTorch| on one input when ``verify``.
+        float | None: max |onnxruntime - PyTorch float32| on one input when ``verify``.
     """
     import onnx
 
+    from rssr_apps.onnx_compat import float64_nodes, stamp_lowest_ir
     from rssr_arch.arch_util import export_mode, prepare_export
 
     net = prepare_export(net.eval().cpu())
+    graph = DeployedSR(net, fp16, fp16_io, clip).eval()
     multiple = info['input']['min_size']
-    x = example_input(multiple)
-    dims = (
-        torch.export.Dim('batch', min=1, max=1024),
-        torch.export.Dim('height', min=multiple, max=16384),
-        torch.export.Dim('width', min=multiple, max=16384),
-    )
-
+    x = example_input(multiple, tile=tile).to(graph.io_dtype)
+    batch = torch.export.Dim('batch', min=1, max=1024)
+    if tile:
+        dynamic = ({0: batch},)
+    else:
+        dynamic = (
+            {
+                0: batch,
+                2: torch.export.Dim('height', min=multiple, max=16384),
+                3: torch.export.Dim('width', min=multiple, max=16384),
+            },
+        )
     with torch.no_grad(), export_mode():
         program = torch.onnx.export(
-            net,
+            graph,
             (x,),
             dynamo=True,
             opset_version=opset,
             input_names=['input'],
             output_names=['output'],
-            dynamic_shapes=({0: dims[0], 2: dims[1], 3: dims[2]},),
+            dynamic_shapes=dynamic,
             external_data=False,
             optimize=optimize,
             verbose=False,
@@ -175,17 +201,35 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
         from onnx_ir.passes.common import NameFixPass
 
         NameFixPass()(program.model)
-    model = program.model_proto
+    model = stamp_lowest_ir(program.model_proto)
     model.producer_name, model.producer_version = 'rssr', info['rssr_version']
-    model.doc_string = (
-        f'{info["name"]}: x{info["scale"]} super-resolution. Input float32 (B, 3, H, W) RGB in [0, 1], '
-        f'H, W >= {multiple}; output (B, 3, {info["scale"]}H, {info["scale"]}W) in [0, 1].'
-    )
+    model.doc_string = describe_graph(info, multiple, tile, fp16, fp16_io)
     for key, value in onnx_metadata(info, opset).items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
+    doubles = float64_nodes(model)
+    if doubles:  # every runtime from 1.16 on must run the file: a float64 op is an export-path bug
+        raise RuntimeError(f'{path}: the graph computes in float64 at {", ".join(doubles[:5])}; report this.')
     save_atomic(model, path, onnx.save)
-    return verify_onnx(net, path, [tuple(x.shape[-2:])])[0] if verify else None
+    if not verify:
+        return None
+    reference = DeployedSR(net, clip=clip).eval()  # float32 PyTorch
+    return verify_onnx(reference, path, [tuple(x.shape[-2:])])[0]
+
+
+def describe_graph(info, multiple, tile=None, fp16=False, fp16_io=False):
+    """The ONNX doc string: what goes in and out."""
+    dtype = 'float16' if fp16_io else 'float32'
+    sides = f'H = W = {tile}' if tile else f'H, W >= {multiple}'
+    text = (
+        f'{info["name"]}: x{info["scale"]} super-resolution. Input {dtype} (B, 3, H, W) RGB in [0, 1], {sides}; '
+        f'output (B, 3, {info["scale"]}H, {info["scale"]}W) in [0, 1].'
+    )
+    if fp16:
+        text += ' Computed in float16.'
+    if 'description' in info:
+        text += ' ' + info['description']
+    return text
 
 
 def onnx_session(path, device='cpu', threads=None):
@@ -211,7 +255,8 @@ def verify_onnx(net, path, sizes, batch=1, seed=0):
         x = torch.rand(batch, 3, h, w, generator=generator)
         with torch.no_grad():
             ref = net(x).numpy()
-        out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        feed = x.numpy().astype(np.float16 if 'float16' in session.get_inputs()[0].type else np.float32)
+        out = session.run(None, {session.get_inputs()[0].name: feed})[0].astype(np.float32)
         if out.shape != ref.shape:
             raise RuntimeError(f'{path}: output {out.shape} for input {tuple(x.shape)}, PyTorch gives {ref.shape}.')
         errors.append(float(np.abs(out - ref).max()))
@@ -234,6 +279,10 @@ def export_model(
     verify=True,
     optimize=False,
     log=print,
+    deepness=False,
+    resolution_cm=None,
+    fp16=False,
+    fp16_io=False,
 ):
     """Export ``network_opt`` (a ``network_g`` dict) with ``weights`` into the folder ``output``.
 
@@ -264,7 +313,15 @@ def export_model(
         net = PaddedSR(net, pad_multiple, scale_of(network_opt, net)).eval()
     if scale_of(network_opt, net) is None:
         raise ValueError(f'{network_opt["type"]}: no upscale/scale option; add it to network_g.')
+    if fp16_io and not fp16:
+        raise ValueError('--fp16-io needs --fp16.')
+    if deepness and overlap:
+        raise ValueError(f'--overlap {overlap} with --deepness: Deepness needs 0 ({DEEPNESS_NOTE})')
     info = describe(net, dict(network_opt), name, pad_multiple, tile, overlap)
+    if deepness:
+        info = deepness_profile(info, tile, resolution_cm)
+    if fp16:
+        info['precision'] = 'float16, ' + ('float16' if fp16_io else 'float32') + ' input and output'
     os.makedirs(output, exist_ok=True)
     result = {}
     if 'safetensors' in formats:
@@ -274,7 +331,8 @@ def export_model(
         log(f'wrote {result["safetensors"]} and {result["sidecar"]}')
     if 'onnx' in formats:
         result['onnx'] = osp.join(output, 'model.onnx')
-        error = export_onnx(net, info, result['onnx'], opset, verify, optimize)
+        static = dict(tile=tile, clip=True) if deepness else {}
+        error = export_onnx(net, info, result['onnx'], opset, verify, optimize, fp16=fp16, fp16_io=fp16_io, **static)
         if error is not None:
             result['onnx_max_abs_error'] = error
         log(f'wrote {result["onnx"]} (opset {opset}' + (f', max |onnxruntime - torch| {error:.2e})' if verify else ')'))
@@ -302,7 +360,18 @@ def main(argv=None):
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
     parser.add_argument('--name', help='model name in the metadata (default: the option file name or the arch)')
     parser.add_argument('--tile', type=int, default=256, help='tile size advice in the metadata, LR pixels')
-    parser.add_argument('--overlap', type=int, default=32, help='tile overlap advice in the metadata, LR pixels')
+    parser.add_argument(
+        '--overlap', type=int, help='tile overlap advice in the metadata, LR pixels (default 32; 0 with --deepness)'
+    )
+    parser.add_argument(
+        '--deepness',
+        action='store_true',
+        help='QGIS Deepness file: fixed --tile square input, output clipped to [0, 1]',
+    )
+    parser.add_argument('--resolution-cm', type=float, help='input pixel size in cm, for --deepness')
+    parser.add_argument('--resolution-from', help='GeoTIFF whose pixel size (CRS in metres) is --resolution-cm')
+    parser.add_argument('--fp16', action='store_true', help='compute in float16 (float32 input and output)')
+    parser.add_argument('--fp16-io', action='store_true', help='with --fp16: float16 input and output too')
     parser.add_argument('--no-verify', action='store_true', help='skip the onnxruntime check')
     parser.add_argument('--optimize', action='store_true', help="run onnxscript's graph optimizer (slow)")
     args = parser.parse_args(argv)
@@ -329,9 +398,13 @@ def main(argv=None):
             args.name or spec.get('name'),
             spec.get('pad_multiple'),
             args.tile,
-            args.overlap,
+            (0 if args.deepness else 32) if args.overlap is None else args.overlap,
             not args.no_verify,
             args.optimize,
+            deepness=args.deepness,
+            resolution_cm=resolution_cm_of(args.resolution_from) if args.resolution_from else args.resolution_cm,
+            fp16=args.fp16,
+            fp16_io=args.fp16_io,
         )
     except (ValueError, TypeError, FileNotFoundError, WeightsError) as error:
         sys.exit(f'rssr-export: {error}')

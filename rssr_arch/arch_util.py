@@ -119,14 +119,20 @@ def remainder(x, n):
 
 
 def _dft_basis(n, bins, like):
-    """cos and sin of 2 pi k j / n for k < ``bins``, j < n: two (bins, n) matrices like ``like``.
+    """cos and sin of 2 pi k j / n for k < ``bins``, j < n: two (bins, n) float32 matrices.
 
-    k j is reduced modulo n in integers first, so the angles stay exact for large n.
+    k j is reduced modulo n in integers and centred to (-n/2, n/2] first, so each
+    float32 angle is within 2 ulp of pi of the exact one for any n, without float64
+    (onnxruntime 1.18-1.28 have no float64 Cos/Sin kernels; float32 is what every
+    runtime runs). Float64 ``like`` (eager checks against torch.fft) gets float64 bases;
+    float16 graphs transform in float32: their sums over a side overflow float16.
     """
     k = torch.arange(bins, device=like.device)
     j = torch.arange(n, device=like.device)
-    angle = remainder(k[:, None] * j[None, :], n).double() * (2 * math.pi) / n
-    return angle.cos().to(like.dtype), angle.sin().to(like.dtype)
+    m = remainder(k[:, None] * j[None, :], n)
+    m = torch.where(2 * m > n, m - n, m)
+    angle = m.to(torch.float64 if like.dtype == torch.float64 else torch.float32) * (2 * math.pi) / n
+    return angle.cos(), angle.sin()
 
 
 def _norm_scale(norm, h, w, inverse):

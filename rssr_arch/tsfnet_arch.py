@@ -300,16 +300,21 @@ def _gaussian(rows, cols, device):
     """Gaussian on a (rows, cols//2+1) half spectrum centred at (rows/2 - 1, 0), sigma = side//2 / 3
     along each axis, zero beyond the 3-sigma search box of the official heat-map code.
 
-    Computed from float64 tensors only (the sizes may be symbolic while exporting), with the same
-    float64 operations as the official Python arithmetic, so the box edges match it exactly.
+    Computed from tensors only (the sizes may be symbolic while exporting), in float64 as the
+    official Python arithmetic, or in float32 while exporting (exported graphs hold no float64 op:
+    onnxruntime 1.18-1.28 lack some float64 kernels; the mask moves by float32 rounding). The box
+    edges are integer comparisons either way: the official radius floor(3 * max(sigma) + 1) equals
+    max(rows//2, cols//2) + 1 for every side (3 * (m / 3) == m in float64 for all m < 2e5, checked).
     """
-    r = torch.arange(rows, dtype=torch.float64, device=device)[:, None]
-    c = torch.arange(cols // 2 + 1, dtype=torch.float64, device=device)[None, :]
+    dtype = torch.float32 if exporting() else torch.float64
+    r = torch.arange(rows, device=device)[:, None]
+    c = torch.arange(cols // 2 + 1, device=device)[None, :]
     center = rows // 2 - 1
-    zero = r.new_zeros(1, 1)  # sigmas as tensors: no Python float of a symbolic size
-    sigma_rows, sigma_cols = (zero + rows // 2) / 3, (zero + cols // 2) / 3
-    radius = (3 * torch.maximum(sigma_rows, sigma_cols) + 1).floor()
-    g = torch.exp(-0.5 * ((r - center) ** 2 / sigma_rows**2 + c**2 / sigma_cols**2))
+    zero = r.new_zeros(1, 1)  # half sides as tensors: no Python number from a symbolic size
+    half_rows, half_cols = zero + rows // 2, zero + cols // 2
+    radius = torch.maximum(half_rows, half_cols) + 1
+    sigma_rows, sigma_cols = half_rows.to(dtype) / 3, half_cols.to(dtype) / 3
+    g = torch.exp(-0.5 * ((r - center).to(dtype) ** 2 / sigma_rows**2 + c.to(dtype) ** 2 / sigma_cols**2))
     inside = (r >= center - radius) & (r < center + radius) & (c < radius)
     return g * inside
 
