@@ -275,7 +275,7 @@ def export_model(
     name=None,
     pad_multiple=None,
     tile=256,
-    overlap=32,
+    overlap=None,
     verify=True,
     optimize=False,
     log=print,
@@ -295,7 +295,7 @@ def export_model(
         opset (int): ONNX opset. Default: 18.
         name (str | None): Model name for the metadata (default: the arch).
         pad_multiple (int | None): Pad inputs to this multiple inside the model (SwinIR).
-        tile, overlap (int): Tiling advice for the metadata (LR pixels).
+        tile, overlap (int): Tiling advice for the metadata (LR pixels); overlap default 32, 0 with ``deepness``.
         verify (bool): Compare onnxruntime with PyTorch on one input.
         optimize (bool): Run onnxscript's optimizer on the graph (slow for large graphs).
 
@@ -313,6 +313,8 @@ def export_model(
         net = PaddedSR(net, pad_multiple, scale_of(network_opt, net)).eval()
     if scale_of(network_opt, net) is None:
         raise ValueError(f'{network_opt["type"]}: no upscale/scale option; add it to network_g.')
+    if overlap is None:
+        overlap = 0 if deepness else 32
     if fp16_io and not fp16:
         raise ValueError('--fp16-io needs --fp16.')
     if deepness and overlap:
@@ -398,7 +400,7 @@ def main(argv=None):
             args.name or spec.get('name'),
             spec.get('pad_multiple'),
             args.tile,
-            (0 if args.deepness else 32) if args.overlap is None else args.overlap,
+            args.overlap,
             not args.no_verify,
             args.optimize,
             deepness=args.deepness,

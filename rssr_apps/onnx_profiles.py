@@ -37,13 +37,24 @@ class DeployedSR(torch.nn.Module):
         return y.to(self.io_dtype)
 
 
+def _cast(value, dtype):
+    """``value`` with its floating tensors (also inside lists and tuples) cast to ``dtype``."""
+    if torch.is_tensor(value):
+        return value.to(dtype) if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast(v, dtype) for v in value)
+    return value
+
+
 def half_network(net):
-    """A float16 copy of ``net``; submodules with ``keep_float32 = True`` (precision-critical parts:
-    spectrum amplitudes beyond float16's range, normalisations) stay float32 and cast their input."""
+    """A float16 copy of ``net``; submodules whose class sets ``keep_float32 = True`` (spectra, whose
+    amplitudes exceed float16's range) stay float32, with their inputs cast to float32 and outputs back."""
     half = copy.deepcopy(net).half()
     for module in half.modules():
         if getattr(module, 'keep_float32', False):
             module.float()
+            module.register_forward_pre_hook(lambda _, args: _cast(args, torch.float32))
+            module.register_forward_hook(lambda _, args, out: _cast(out, torch.float16))
     return half
 
 

@@ -114,6 +114,8 @@ class AmplitudePhaseFilter(nn.Module):
         channels (int): Channels.
     """
 
+    keep_float32 = True  # in float16 exports (rssr_apps.onnx_profiles.half_network): spectrum amplitudes grow with H*W beyond float16's 65504
+
     def __init__(self, channels):
         super().__init__()
         self.amp_conv = nn.Sequential(
@@ -353,6 +355,8 @@ class SPB(nn.Module):
     Args:
         channels (int): Channels of the decoder features.
     """
+
+    keep_float32 = True  # in float16 exports (rssr_apps.onnx_profiles.half_network): spectrum amplitudes grow with H*W beyond float16's 65504
 
     def __init__(self, channels):
         super().__init__()
