@@ -214,7 +214,8 @@ class FourierSparseSelfAttention(nn.Module):
         deterministic_eval (bool): See :class:`LSHSparseAttention`. Default: False.
     """
 
-    keep_float32 = True  # in float16 exports (rssr_apps.onnx_profiles.half_network): its hashing and attention work on spectra; float16 would move the buckets
+    # float16 exports keep it float32 (rssr_apps.onnx_profiles.half_network): it hashes spectra.
+    keep_float32 = True
 
     def __init__(self, channels, n_hashes=4, reduction=4, chunk_size=144, seed=0, deterministic_eval=False):
         super().__init__()

@@ -114,7 +114,8 @@ class AmplitudePhaseFilter(nn.Module):
         channels (int): Channels.
     """
 
-    keep_float32 = True  # in float16 exports (rssr_apps.onnx_profiles.half_network): spectrum amplitudes grow with H*W beyond float16's 65504
+    # float16 exports keep it float32 (rssr_apps.onnx_profiles.half_network): amplitudes pass float16's 65504.
+    keep_float32 = True
 
     def __init__(self, channels):
         super().__init__()
@@ -356,7 +357,8 @@ class SPB(nn.Module):
         channels (int): Channels of the decoder features.
     """
 
-    keep_float32 = True  # in float16 exports (rssr_apps.onnx_profiles.half_network): spectrum amplitudes grow with H*W beyond float16's 65504
+    # float16 exports keep it float32 (rssr_apps.onnx_profiles.half_network): amplitudes pass float16's 65504.
+    keep_float32 = True
 
     def __init__(self, channels):
         super().__init__()
