@@ -299,17 +299,16 @@ class FusionBlock(nn.Module):
         return self.cfs(skip, x) if self.cfs is not None else skip + x
 
 
-def _gaussian(rows, cols, device):
+def _gaussian(rows, cols, device, dtype):
     """Gaussian on a (rows, cols//2+1) half spectrum centred at (rows/2 - 1, 0), sigma = side//2 / 3
     along each axis, zero beyond the 3-sigma search box of the official heat-map code.
 
-    Computed from tensors only (the sizes may be symbolic while exporting), in float64 as the
-    official Python arithmetic, or in float32 while exporting (exported graphs hold no float64 op:
+    Computed from tensors only (the sizes may be symbolic while exporting), in ``dtype``: float64
+    as the official Python arithmetic, float32 in exported graphs (they hold no float64 op:
     onnxruntime 1.18-1.28 lack some float64 kernels; the mask moves by float32 rounding). The box
     edges are integer comparisons either way: the official radius floor(3 * max(sigma) + 1) equals
     max(rows//2, cols//2) + 1 for every side (3 * (m / 3) == m in float64 for all m < 2e5, checked).
     """
-    dtype = torch.float32 if exporting() else torch.float64
     r = torch.arange(rows, device=device)[:, None]
     c = torch.arange(cols // 2 + 1, device=device)[None, :]
     center = rows // 2 - 1
@@ -322,11 +321,13 @@ def _gaussian(rows, cols, device):
     return g * inside
 
 
-def band_masks(sizes, device):
+def band_masks(sizes, device, features=torch.float32):
     """Frequency-band weights for the decoder levels, finest first.
 
     Args:
         sizes (list[tuple[int, int]]): (h, w) of each level, finest first, halving (even sides).
+        features (torch.dtype): dtype of the features they weigh: while exporting, float32 ones get
+            masks computed in float32 (no float64 op in exported graphs); otherwise float64, as official.
 
     Returns:
         list[Tensor]: (h, w//2+1) weights over the row-shifted half spectrum of
@@ -334,7 +335,8 @@ def band_masks(sizes, device):
         low-pass of the next coarser level; the finest level starts from ones,
         the coarsest keeps its whole low-pass.
     """
-    lows = [_gaussian(h, w, device) for h, w in sizes]
+    dtype = torch.float32 if exporting() and features != torch.float64 else torch.float64
+    lows = [_gaussian(h, w, device, dtype) for h, w in sizes]
     lows[0] = torch.ones_like(lows[0])
     masks = []
     for level, ((h, w), low) in enumerate(zip(sizes, lows)):
@@ -371,7 +373,7 @@ class SPB(nn.Module):
         spectrum = half_spectrum(finest[:, -self.band_channels :], -(big_h // 2 + 1))
         sizes = [tuple(f.shape[-2:]) for f in reversed(feats)]
         out = []
-        for feat, (h, w), mask in zip(reversed(feats), sizes, band_masks(sizes, finest.device)):
+        for feat, (h, w), mask in zip(reversed(feats), sizes, band_masks(sizes, finest.device, finest.dtype)):
             band = spectrum[..., big_h // 2 - h // 2 : big_h // 2 + h // 2, : w // 2 + 1] * mask
             band = from_half_spectrum(band, -(h - h // 2 - 1), (h, w))
             head, tail = feat.split([feat.shape[1] - self.band_channels, self.band_channels], dim=1)
