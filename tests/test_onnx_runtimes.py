@@ -112,3 +112,20 @@ def test_newer_opsets_are_refused_by_name_on_older_runtimes():
     reason = runtime_refusal(model, '1.16.3')
     assert 'opset 21' in reason and 'onnxruntime >= 1.18' in reason and '1.16.3' in reason and '--opset 19' in reason
     assert runtime_refusal(model, '1.18.0') is None and runtime_refusal(model, '1.32.0') is None
+
+
+def test_infer_refuses_a_newer_opset_by_name(tmp_path, monkeypatch):
+    import onnxruntime
+
+    from rssr_apps.inference.onnx import OnnxSR
+
+    x = onnx.helper.make_tensor_value_info('input', onnx.TensorProto.FLOAT, ['b', 3, 'h', 'w'])
+    y = onnx.helper.make_tensor_value_info('output', onnx.TensorProto.FLOAT, ['b', 3, 'h', 'w'])
+    graph = onnx.helper.make_graph([onnx.helper.make_node('Identity', ['input'], ['output'])], 'g', [x], [y])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid('', 21)], ir_version=10)
+    path = tmp_path / 'model.onnx'
+    onnx.save(model, path)
+    assert OnnxSR(str(path)).session  # the installed onnxruntime runs opset 21
+    monkeypatch.setattr(onnxruntime, '__version__', '1.16.3')
+    with pytest.raises(ValueError, match=r'model.onnx: opset 21 needs onnxruntime >= 1.18, this is onnxruntime 1.16.3'):
+        OnnxSR(str(path))
