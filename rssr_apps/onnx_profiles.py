@@ -48,10 +48,12 @@ def _cast(value, dtype):
 
 def half_network(net):
     """A float16 copy of ``net``; submodules whose class sets ``keep_float32 = True`` (spectra, whose
-    amplitudes exceed float16's range) stay float32, with their inputs cast to float32 and outputs back."""
+    amplitudes exceed float16's range) and layer norms stay float32, with their inputs cast to float32
+    and outputs back (onnxruntime 1.16 has no float16 LayerNormalization kernel on CPU and fails
+    expanding it; the statistics also keep float32 precision)."""
     half = copy.deepcopy(net).half()
     for module in half.modules():
-        if getattr(module, 'keep_float32', False):
+        if getattr(module, 'keep_float32', False) or isinstance(module, torch.nn.LayerNorm):
             module.float()
             module.register_forward_pre_hook(lambda _, args: _cast(args, torch.float32))
             module.register_forward_hook(lambda _, args, out: _cast(out, torch.float16))

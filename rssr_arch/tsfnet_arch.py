@@ -194,6 +194,8 @@ class DualDomainUnit(nn.Module):
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channels of a (B, C, H, W) map."""
 
+    keep_float32 = True  # float16 exports (rssr_apps.onnx_profiles.half_network): normalise in float32
+
     def __init__(self, channels, eps=1e-6):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))

@@ -36,7 +36,7 @@ TILE = 24
 
 @pytest.fixture(scope='module')
 def exports(tmp_path_factory):
-    """FAT and TSFNet, each as the default (dynamic) export and as the Deepness profile."""
+    """FAT and TSFNet, each as the default (dynamic) export and as the Deepness profile; FAT also in float16."""
     out = {}
     for network in (FAT_TINY, dict(TINY_NETWORKS['TSFNet'])):
         name = network['type']
@@ -47,6 +47,9 @@ def exports(tmp_path_factory):
             resolution_cm=50.0, verify=False, log=lambda *_: None,
         )  # fmt: skip
         out[name]['deepness'] = deepness['onnx']
+    folder = tmp_path_factory.mktemp('fp16')
+    fp16 = export_model(FAT_TINY, str(folder), formats=('onnx',), fp16=True, fp16_io=True, verify=False, log=print)
+    out['FAT']['fp16'] = fp16['onnx']
     return out
 
 
@@ -72,7 +75,7 @@ def _run(python, models, tmp_path):
 
 def _check_parity(exports, python, tmp_path):
     names = sorted(exports)
-    models = [p for n in names for p in (exports[n]['onnx'], exports[n]['deepness'])]
+    models = [p for n in names for p in (exports[n]['onnx'], exports[n]['deepness'])] + [exports['FAT']['fp16']]
     inputs, outputs, version = _run(python, models, tmp_path)
     for index, name in enumerate(names):
         net = prepare_export(build_model(None, exports[name]['safetensors']))
@@ -82,13 +85,16 @@ def _check_parity(exports, python, tmp_path):
                 assert np.abs(outputs[f'{2 * index}/{size}'] - ref).max() <= 1e-4, (version, name, size)
             ref = net(inputs['tile']).clamp(0, 1).numpy()  # the Deepness profile clips
             assert np.abs(outputs[f'{2 * index + 1}/tile'] - ref).max() <= 1e-4, (version, name, 'deepness')
+            if name == 'FAT':  # float16 (input and output too) against float32 PyTorch
+                half = outputs[f'{len(models) - 1}/tile'].astype(np.float32)
+                assert np.abs(half - net(inputs['tile']).numpy()).max() <= 1e-2, (version, 'FAT float16')
     return version
 
 
 @pytest.mark.slow  # a FAT and a TSFNet export, two profiles each: minutes of tracing on 2 cores
 def test_exports_are_portable_and_run_on_the_newest_onnxruntime(exports, tmp_path):
     for name, result in exports.items():
-        for path in (result['onnx'], result['deepness']):
+        for path in (result['onnx'], result['deepness'], *([result['fp16']] if 'fp16' in result else [])):
             model = onnx.load(path)
             opset = next(o.version for o in model.opset_import if o.domain in ('', 'ai.onnx'))
             assert model.ir_version <= 9 and opset <= 19, (path, model.ir_version, opset)
