@@ -232,6 +232,10 @@ class MDTA(nn.Module):
         num_heads (int): Heads.
     """
 
+    # float16 exports keep it float32 (rssr_apps.onnx_profiles.half_network): its Gram matrix and
+    # norms sum over every pixel, past float16's 65504 on large tiles.
+    keep_float32 = True
+
     def __init__(self, channels, num_heads=8):
         super().__init__()
         self.num_heads = num_heads

@@ -73,9 +73,10 @@ def _run(python, models, tmp_path):
     return inputs, outputs, str(outputs.pop('version'))
 
 
-def _check_parity(exports, python, tmp_path):
+def _check_parity(exports, python, tmp_path, fp16=True):
     names = sorted(exports)
-    models = [p for n in names for p in (exports[n]['onnx'], exports[n]['deepness'])] + [exports['FAT']['fp16']]
+    models = [p for n in names for p in (exports[n]['onnx'], exports[n]['deepness'])]
+    models += [exports['FAT']['fp16']] if fp16 else []
     inputs, outputs, version = _run(python, models, tmp_path)
     for index, name in enumerate(names):
         net = prepare_export(build_model(None, exports[name]['safetensors']))
@@ -85,7 +86,7 @@ def _check_parity(exports, python, tmp_path):
                 assert np.abs(outputs[f'{2 * index}/{size}'] - ref).max() <= 1e-4, (version, name, size)
             ref = net(inputs['tile']).clamp(0, 1).numpy()  # the Deepness profile clips
             assert np.abs(outputs[f'{2 * index + 1}/tile'] - ref).max() <= 1e-4, (version, name, 'deepness')
-            if name == 'FAT':  # float16 (input and output too) against float32 PyTorch
+            if name == 'FAT' and fp16:  # float16 (input and output too) against float32 PyTorch
                 half = outputs[f'{len(models) - 1}/tile'].astype(np.float32)
                 assert np.abs(half - net(inputs['tile']).numpy()).max() <= 1e-2, (version, 'FAT float16')
     return version
@@ -107,7 +108,9 @@ def test_exports_are_portable_and_run_on_the_newest_onnxruntime(exports, tmp_pat
 @pytest.mark.slow  # uses the exports
 @pytest.mark.skipif(not OLD_PYTHON, reason='RSSR_OLD_ONNXRUNTIME_PYTHON (a venv with onnxruntime 1.16) not set')
 def test_exports_run_on_the_oldest_onnxruntime(exports, tmp_path):
-    version = _check_parity(exports, OLD_PYTHON, tmp_path)
+    # float32 files only: onnxruntime 1.16 has no float16 Softmax on CPU and fails expanding its
+    # function body (docs/export.md, float16); the newest runs the float16 file above.
+    version = _check_parity(exports, OLD_PYTHON, tmp_path, fp16=False)
     assert version.startswith('1.16'), version
 
 
