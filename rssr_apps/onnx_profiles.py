@@ -52,8 +52,12 @@ def half_network(net):
     and outputs back (onnxruntime 1.16 has no float16 LayerNormalization kernel on CPU and fails
     expanding it; the statistics also keep float32 precision)."""
     half = copy.deepcopy(net).half()
-    for module in half.modules():
+    kept = []  # outermost kept modules only: those inside one already run in float32
+    for name, module in half.named_modules():
+        if any(name.startswith(outer + '.') for outer in kept):
+            continue
         if getattr(module, 'keep_float32', False) or isinstance(module, torch.nn.LayerNorm):
+            kept.append(name)
             module.float()
             module.register_forward_pre_hook(lambda _, args: _cast(args, torch.float32))
             module.register_forward_hook(lambda _, args, out: _cast(out, torch.float16))
