@@ -20,6 +20,12 @@ are read by :mod:`rssr_utils.weights` (no pickled code). ``--output DIR`` gets:
   window (``model_type: SwinIRModel``) are exported with that padding inside
   (:class:`rssr_arch.arch_util.PaddedSR`), so they also take any size.
 
+Every ONNX file runs on onnxruntime 1.16 and later (:mod:`rssr_apps.onnx_compat`:
+the lowest IR version the opset needs, no float64 op). ``--deepness --tile T
+--resolution-cm R`` writes a QGIS Deepness file (fixed T x T input, output
+clipped to [0, 1], no overlap); ``--fp16`` computes in float16 (float32 input
+and output unless ``--fp16-io``): :mod:`rssr_apps.onnx_profiles`.
+
 Every file is written under a temporary name and renamed when complete. The
 ONNX file is checked with ``onnx.checker`` and its output compared with
 PyTorch's through onnxruntime on one input (``--no-verify`` skips that).
@@ -38,7 +44,8 @@ from os import path as osp
 import numpy as np
 import torch
 
-from rssr_utils.guards import check_apart, check_replace, non_negative_int, positive_int
+from rssr_apps.onnx_profiles import DEEPNESS_NOTE, DeployedSR, deepness_profile, resolution_cm_of
+from rssr_utils.guards import check_apart, check_replace, float_in, non_negative_int, positive_int
 from rssr_utils.states import save_atomic
 from rssr_utils.weights import SIDECAR_FORMAT, WeightsError, build_model, model_options, scale_argument, scale_of
 
@@ -152,6 +159,9 @@ def onnx_metadata(info, opset):
         'opset': opset,
     }
     props.update({k: info[k] for k in ('bands', 'radiometry') if info.get(k) is not None})
+    for key in ('resolution', 'description', 'precision'):  # the Deepness profile's, and --fp16
+        if key in info:
+            props[key] = info[key]
     return {k: json.dumps(v) for k, v in props.items()}
 
 
@@ -163,46 +173,75 @@ def read_onnx_metadata(path):
     return {p.key: json.loads(p.value) for p in model.metadata_props}
 
 
-def example_input(multiple, batch=2, channels=3):
-    """A traced example: non-square, sides not multiples of ``multiple``, batch > 1 (size-1 dims are made static)."""
+def example_input(multiple, batch=2, channels=3, tile=None):
+    """A traced example: non-square, sides not multiples of ``multiple``, batch > 1 (size-1 dims are made
+    static); with ``tile`` a (batch, channels, tile, tile) input for a fixed-size graph."""
+    if tile:
+        return torch.rand(batch, channels, tile, tile)
     side = max(multiple, 2)
     return torch.rand(batch, channels, 2 * side + 3, 3 * side + 1)
 
 
-def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=False, progress=None):
-    """Trace ``net`` (eval mode, CPU) to ``path`` with dynamic batch/height/width and add the metadata.
+def export_onnx(
+    net,
+    info,
+    path,
+    opset=DEFAULT_OPSET,
+    verify=True,
+    optimize=False,
+    progress=None,
+    tile=None,
+    fp16=False,
+    fp16_io=False,
+    clip=False,
+):
+    """Trace ``net`` (eval mode, CPU) to ``path`` and add the metadata.
 
-    ``optimize`` runs onnxscript's graph optimizer (minutes for TSFNet on 2 cores;
-    onnxruntime optimizes the graph again when it loads it). ``progress(str)``
-    hears of each step as it starts (the trace alone takes minutes for large graphs).
+    Args:
+        tile (int | None): Fixed square (tile, tile) input, dynamic batch; None: dynamic batch,
+            height and width.
+        fp16, fp16_io, clip: As :class:`DeployedSR`.
+        optimize (bool): Run onnxscript's graph optimizer (minutes for TSFNet on 2 cores;
+            onnxruntime optimizes the graph again when it loads it).
+        progress (callable | None): Hears of each step as it starts (the trace alone takes minutes for
+            large graphs).
 
     Returns:
-        float | None: max |onnxruntime - PyTorch| on one input when ``verify``.
+        float | None: max |onnxruntime - PyTorch float32| on one input when ``verify``.
     """
     import onnx
 
+    from rssr_apps.onnx_compat import float64_nodes, stamp_lowest_ir
     from rssr_arch.arch_util import export_mode, prepare_export
 
     progress = progress or (lambda _: None)
     net = prepare_export(net.eval().cpu())
+    graph = DeployedSR(net, fp16, fp16_io, clip).eval()
     multiple = info['input']['min_size']
-    x = example_input(multiple, channels=len(info.get('bands') or [1, 2, 3]))
-    dims = (
-        torch.export.Dim('batch', min=1, max=1024),
-        torch.export.Dim('height', min=multiple, max=16384),
-        torch.export.Dim('width', min=multiple, max=16384),
-    )
+    channels = len(info.get('bands') or [1, 2, 3])
+    x = example_input(multiple, channels=channels, tile=tile).to(graph.io_dtype)
+    batch = torch.export.Dim('batch', min=1, max=1024)
+    if tile:
+        dynamic = ({0: batch},)
+    else:
+        dynamic = (
+            {
+                0: batch,
+                2: torch.export.Dim('height', min=multiple, max=16384),
+                3: torch.export.Dim('width', min=multiple, max=16384),
+            },
+        )
 
     progress(f'tracing {info["name"]} to ONNX (torch.export' + (', then onnxscript optimizer)' if optimize else ')'))
     with torch.no_grad(), export_mode():
         program = torch.onnx.export(
-            net,
+            graph,
             (x,),
             dynamo=True,
             opset_version=opset,
             input_names=['input'],
             output_names=['output'],
-            dynamic_shapes=({0: dims[0], 2: dims[1], 3: dims[2]},),
+            dynamic_shapes=dynamic,
             external_data=False,
             optimize=optimize,
             verbose=False,
@@ -211,12 +250,9 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
         from onnx_ir.passes.common import NameFixPass
 
         NameFixPass()(program.model)
-    model = program.model_proto
+    model = stamp_lowest_ir(program.model_proto)
     model.producer_name, model.producer_version = 'rssr', info['rssr_version']
-    model.doc_string = (
-        f'{info["name"]}: x{info["scale"]} super-resolution. Input float32 (B, 3, H, W) RGB in [0, 1], '
-        f'H, W >= {multiple}; output (B, 3, {info["scale"]}H, {info["scale"]}W) in [0, 1].'
-    )
+    model.doc_string = describe_graph(info, multiple, tile, fp16, fp16_io)
     written = next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), None)
     if written != opset:  # the exporter falls back to its own opset when it cannot convert the graph
         raise ValueError(
@@ -227,11 +263,32 @@ def export_onnx(net, info, path, opset=DEFAULT_OPSET, verify=True, optimize=Fals
         model.metadata_props.add(key=key, value=value)
     progress('checking the ONNX graph and saving it')
     onnx.checker.check_model(model, full_check=True)
+    doubles = float64_nodes(model)
+    if doubles:  # every runtime from 1.16 on must run the file: a float64 op is an export-path bug
+        raise RuntimeError(f'{path}: the graph computes in float64 at {", ".join(doubles[:5])}; report this.')
     save_atomic(model, path, onnx.save)
     if not verify:
         return None
     progress('comparing onnxruntime with PyTorch on one input')
-    return verify_onnx(net, path, [tuple(x.shape[-2:])], channels=x.shape[1])[0]
+    reference = DeployedSR(net, clip=clip).eval()  # float32 PyTorch
+    return verify_onnx(reference, path, [tuple(x.shape[-2:])], channels=x.shape[1])[0]
+
+
+def describe_graph(info, multiple, tile=None, fp16=False, fp16_io=False):
+    """The ONNX doc string: what goes in and out."""
+    dtype = 'float16' if fp16_io else 'float32'
+    sides = f'H = W = {tile}' if tile else f'H, W >= {multiple}'
+    bands = len(info.get('bands') or [1, 2, 3])
+    what = 'RGB' if bands == 3 and not info.get('radiometry') else f'{bands} bands, model values'
+    text = (
+        f'{info["name"]}: x{info["scale"]} super-resolution. Input {dtype} (B, {bands}, H, W) {what} in [0, 1], '
+        f'{sides}; output (B, {bands}, {info["scale"]}H, {info["scale"]}W).'
+    )
+    if fp16:
+        text += ' Computed in float16.'
+    if 'description' in info:
+        text += ' ' + info['description']
+    return text
 
 
 def onnx_session(path, device='cpu', threads=None):
@@ -257,7 +314,8 @@ def verify_onnx(net, path, sizes, batch=1, seed=0, channels=3):
         x = torch.rand(batch, channels, h, w, generator=generator)
         with torch.no_grad():
             ref = net(x).numpy()
-        out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        feed = x.numpy().astype(np.float16 if 'float16' in session.get_inputs()[0].type else np.float32)
+        out = session.run(None, {session.get_inputs()[0].name: feed})[0].astype(np.float32)
         if out.shape != ref.shape:
             raise RuntimeError(f'{path}: output {out.shape} for input {tuple(x.shape)}, PyTorch gives {ref.shape}.')
         errors.append(float(np.abs(out - ref).max()))
@@ -275,7 +333,7 @@ def export_model(
     name=None,
     pad_multiple=None,
     tile=256,
-    overlap=32,
+    overlap=None,
     verify=True,
     optimize=False,
     log=print,
@@ -283,6 +341,10 @@ def export_model(
     overwrite=False,
     radiometry=None,
     bands=None,
+    deepness=False,
+    resolution_cm=None,
+    fp16=False,
+    fp16_io=False,
 ):
     """Export ``network_opt`` (a ``network_g`` dict) with ``weights`` into the folder ``output``.
 
@@ -295,7 +357,7 @@ def export_model(
         opset (int): ONNX opset. Default: 18.
         name (str | None): Model name for the metadata (default: the arch).
         pad_multiple (int | None): Pad inputs to this multiple inside the model (SwinIR).
-        tile, overlap (int): Tiling advice for the metadata (LR pixels).
+        tile, overlap (int): Tiling advice for the metadata (LR pixels); overlap default 32, 0 with ``deepness``.
         verify (bool): Compare onnxruntime with PyTorch on one input.
         optimize (bool): Run onnxscript's optimizer on the graph (slow for large graphs).
         log (callable): Prints what was written. Default: print.
@@ -323,8 +385,18 @@ def export_model(
         net = PaddedSR(net, pad_multiple, scale_of(network_opt, net)).eval()
     if scale_of(network_opt, net) is None:
         raise ValueError(f'{network_opt["type"]}: no upscale/scale option; add it to network_g.')
+    if overlap is None:
+        overlap = 0 if deepness else 32
+    if fp16_io and not fp16:
+        raise ValueError('--fp16-io needs --fp16.')
+    if deepness and overlap:
+        raise ValueError(f'--overlap {overlap} with --deepness: Deepness needs 0 ({DEEPNESS_NOTE})')
     info = describe(net, dict(network_opt), name, pad_multiple, tile, overlap)
     info.update(band_fields(network_opt, radiometry, bands))
+    if deepness:
+        info = deepness_profile(info, tile, resolution_cm)
+    if fp16:
+        info['precision'] = 'float16, ' + ('float16' if fp16_io else 'float32') + ' input and output'
     os.makedirs(output, exist_ok=True)
     result = {}
     # ONNX first: a graph that cannot be traced leaves no safetensors behind either.
@@ -336,7 +408,10 @@ def export_model(
         shapes_log.setLevel(logging.ERROR)
         try:
             with contextlib.redirect_stderr(printed):
-                error = export_onnx(net, info, result['onnx'], opset, verify, optimize, progress)
+                static = dict(tile=tile, clip=True) if deepness else {}
+                error = export_onnx(
+                    net, info, result['onnx'], opset, verify, optimize, progress, fp16=fp16, fp16_io=fp16_io, **static
+                )
             sys.stderr.write(printed.getvalue())
         except ValueError:
             raise
@@ -381,13 +456,24 @@ def main(argv=None):
     parser.add_argument('--name', help='model name in the metadata (default: the option file name or the arch)')
     parser.add_argument('--tile', type=positive_int, default=256, help='tile size advice in the metadata, LR pixels')
     parser.add_argument(
-        '--overlap', type=non_negative_int, default=32, help='tile overlap advice in the metadata, LR pixels'
+        '--overlap',
+        type=non_negative_int,
+        help='tile overlap advice in the metadata, LR pixels (default 32; 0 with --deepness)',
     )
     parser.add_argument('--overwrite', action='store_true', help='replace model files already in --output')
+    parser.add_argument(
+        '--deepness',
+        action='store_true',
+        help='QGIS Deepness file: fixed --tile square input, output clipped to [0, 1]',
+    )
+    parser.add_argument('--resolution-cm', type=float_in(0, above=True), help='input pixel size in cm, for --deepness')
+    parser.add_argument('--resolution-from', help='GeoTIFF whose pixel size (CRS in metres) is --resolution-cm')
+    parser.add_argument('--fp16', action='store_true', help='compute in float16 (float32 input and output)')
+    parser.add_argument('--fp16-io', action='store_true', help='with --fp16: float16 input and output too')
     parser.add_argument('--no-verify', action='store_true', help='skip the onnxruntime check')
     parser.add_argument('--optimize', action='store_true', help="run onnxscript's graph optimizer (slow)")
     args = parser.parse_args(argv)
-    if args.overlap >= args.tile:
+    if args.overlap is not None and args.overlap >= args.tile:
         parser.error(f'--overlap {args.overlap} must be smaller than --tile {args.tile}')
     try:
         if args.opt:
@@ -419,6 +505,10 @@ def main(argv=None):
             overwrite=args.overwrite,
             radiometry=spec.get('radiometry'),
             bands=spec.get('bands'),
+            deepness=args.deepness,
+            resolution_cm=resolution_cm_of(args.resolution_from) if args.resolution_from else args.resolution_cm,
+            fp16=args.fp16,
+            fp16_io=args.fp16_io,
         )
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, WeightsError) as error:
         sys.exit(f'rssr-export: {error}')

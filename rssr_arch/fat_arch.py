@@ -204,7 +204,9 @@ class LSHSparseAttention(nn.Module):
         query = sorted_chunks(match)
         key = with_neighbours(F.normalize(query, p=2, dim=-1, eps=5e-5))
         value = with_neighbours(sorted_chunks(assembly))
-        out, lse = ChunkAttention.apply(query, key, value)
+        out, lse = (
+            exported_chunk_attention(query, key, value) if exporting() else ChunkAttention.apply(query, key, value)
+        )
 
         out = out.reshape(n, rounds, -1, out.shape[-1])[:, :, :length].reshape(n, rounds * length, -1)
         lse = lse.reshape(n, rounds, -1)[:, :, :length].reshape(n, rounds * length)
@@ -225,6 +227,9 @@ class FourierSparseSelfAttention(nn.Module):
         seed (int): Seed of the fixed rotations used in deterministic eval.
         deterministic_eval (bool): See :class:`LSHSparseAttention`. Default: False.
     """
+
+    # float16 exports keep it float32 (rssr_apps.onnx_profiles.half_network): it hashes spectra.
+    keep_float32 = True
 
     def __init__(self, channels, n_hashes=4, reduction=4, chunk_size=144, seed=0, deterministic_eval=False):
         super().__init__()
@@ -279,6 +284,17 @@ class ChunkAttention(torch.autograd.Function):
         rows = (grad_out * out).sum(dim=-1, keepdim=True) - grad_lse
         grad_scores = (grad_out @ v.transpose(-2, -1)).sub_(rows).mul_(probs)
         return grad_scores @ k, grad_scores.transpose(-2, -1) @ q, probs.transpose(-2, -1) @ grad_out
+
+
+def exported_chunk_attention(q, k, v):
+    """:class:`ChunkAttention`'s forward for exported graphs, from one Softmax (a fused kernel in every
+    runtime; onnxruntime's ReduceLogSumExp took a third of FAT's time): probs = softmax(scores), and
+    since max(probs) = exp(max(scores) - lse), lse = max(scores) - log(max(probs)) (max(probs) >= 1/J).
+    """
+    scores = q @ k.transpose(-2, -1)
+    probs = scores.softmax(dim=-1)
+    lse = scores.amax(dim=-1, keepdim=True) - probs.amax(dim=-1, keepdim=True).log()
+    return probs @ v, lse
 
 
 class WindowAttention(nn.Module):

@@ -129,6 +129,9 @@ class AmplitudePhaseFilter(nn.Module):
         channels (int): Channels.
     """
 
+    # float16 exports keep it float32 (rssr_apps.onnx_profiles.half_network): amplitudes pass float16's 65504.
+    keep_float32 = True
+
     def __init__(self, channels):
         super().__init__()
         self.amp_conv = nn.Sequential(
@@ -206,6 +209,8 @@ class DualDomainUnit(nn.Module):
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channels of a (B, C, H, W) map."""
 
+    keep_float32 = True  # float16 exports (rssr_apps.onnx_profiles.half_network): normalise in float32
+
     def __init__(self, channels, eps=1e-6):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
@@ -241,6 +246,10 @@ class MDTA(nn.Module):
         channels (int): Channels.
         num_heads (int): Heads.
     """
+
+    # float16 exports keep it float32 (rssr_apps.onnx_profiles.half_network): its Gram matrix and
+    # norms sum over every pixel, past float16's 65504 on large tiles.
+    keep_float32 = True
 
     def __init__(self, channels, num_heads=8):
         super().__init__()
@@ -311,29 +320,35 @@ class FusionBlock(nn.Module):
         return self.cfs(skip, x) if self.cfs is not None else skip + x
 
 
-def _gaussian(rows, cols, device):
+def _gaussian(rows, cols, device, dtype):
     """Gaussian on a (rows, cols//2+1) half spectrum centred at (rows/2 - 1, 0), sigma = side//2 / 3
     along each axis, zero beyond the 3-sigma search box of the official heat-map code.
 
-    Computed from float64 tensors only (the sizes may be symbolic while exporting), with the same
-    float64 operations as the official Python arithmetic, so the box edges match it exactly.
+    Computed from tensors only (the sizes may be symbolic while exporting), in ``dtype``: float64
+    as the official Python arithmetic, float32 in exported graphs (they hold no float64 op:
+    onnxruntime 1.18-1.28 lack some float64 kernels; the mask moves by float32 rounding). The box
+    edges are integer comparisons either way: the official radius floor(3 * max(sigma) + 1) equals
+    max(rows//2, cols//2) + 1 for every side (3 * (m / 3) == m in float64 for all m < 2e5, checked).
     """
-    r = torch.arange(rows, dtype=torch.float64, device=device)[:, None]
-    c = torch.arange(cols // 2 + 1, dtype=torch.float64, device=device)[None, :]
+    r = torch.arange(rows, device=device)[:, None]
+    c = torch.arange(cols // 2 + 1, device=device)[None, :]
     center = rows // 2 - 1
-    zero = r.new_zeros(1, 1)  # sigmas as tensors: no Python float of a symbolic size
-    sigma_rows, sigma_cols = (zero + rows // 2) / 3, (zero + cols // 2) / 3
-    radius = (3 * torch.maximum(sigma_rows, sigma_cols) + 1).floor()
-    g = torch.exp(-0.5 * ((r - center) ** 2 / sigma_rows**2 + c**2 / sigma_cols**2))
+    zero = r.new_zeros(1, 1)  # half sides as tensors: no Python number from a symbolic size
+    half_rows, half_cols = zero + rows // 2, zero + cols // 2
+    radius = torch.maximum(half_rows, half_cols) + 1
+    sigma_rows, sigma_cols = half_rows.to(dtype) / 3, half_cols.to(dtype) / 3
+    g = torch.exp(-0.5 * ((r - center).to(dtype) ** 2 / sigma_rows**2 + c.to(dtype) ** 2 / sigma_cols**2))
     inside = (r >= center - radius) & (r < center + radius) & (c < radius)
     return g * inside
 
 
-def band_masks(sizes, device):
+def band_masks(sizes, device, features=torch.float32):
     """Frequency-band weights for the decoder levels, finest first.
 
     Args:
         sizes (list[tuple[int, int]]): (h, w) of each level, finest first, halving (even sides).
+        features (torch.dtype): dtype of the features they weigh: while exporting, float32 ones get
+            masks computed in float32 (no float64 op in exported graphs); otherwise float64, as official.
 
     Returns:
         list[Tensor]: (h, w//2+1) weights over the row-shifted half spectrum of
@@ -341,7 +356,8 @@ def band_masks(sizes, device):
         low-pass of the next coarser level; the finest level starts from ones,
         the coarsest keeps its whole low-pass.
     """
-    lows = [_gaussian(h, w, device) for h, w in sizes]
+    dtype = torch.float32 if exporting() and features != torch.float64 else torch.float64
+    lows = [_gaussian(h, w, device, dtype) for h, w in sizes]
     lows[0] = torch.ones_like(lows[0])
     masks = []
     for level, ((h, w), low) in enumerate(zip(sizes, lows)):
@@ -364,6 +380,9 @@ class SPB(nn.Module):
         channels (int): Channels of the decoder features.
     """
 
+    # float16 exports keep it float32 (rssr_apps.onnx_profiles.half_network): amplitudes pass float16's 65504.
+    keep_float32 = True
+
     def __init__(self, channels):
         super().__init__()
         self.band_channels = channels // 2
@@ -375,7 +394,7 @@ class SPB(nn.Module):
         spectrum = half_spectrum(finest[:, -self.band_channels :], -(big_h // 2 + 1))
         sizes = [tuple(f.shape[-2:]) for f in reversed(feats)]
         out = []
-        for feat, (h, w), mask in zip(reversed(feats), sizes, band_masks(sizes, finest.device)):
+        for feat, (h, w), mask in zip(reversed(feats), sizes, band_masks(sizes, finest.device, finest.dtype)):
             band = spectrum[..., big_h // 2 - h // 2 : big_h // 2 + h // 2, : w // 2 + 1] * mask
             band = from_half_spectrum(band, -(h - h // 2 - 1), (h, w))
             head, tail = feat.split([feat.shape[1] - self.band_channels, self.band_channels], dim=1)

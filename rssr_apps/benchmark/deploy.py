@@ -3,9 +3,10 @@
 For each model: whether ``rssr-export`` works (safetensors + ONNX), the time
 it takes, the max abs difference between onnxruntime and PyTorch at three LR
 sizes from the one export (non-square, sides that are not multiples of the
-windows), and the CPU latency of both at one size, measured in the same
-process, alternating PyTorch and onnxruntime runs and keeping each side's
-median. Rows are appended to ``--out`` (JSON) as they finish, and a Markdown
+windows), and the CPU latency of both at each ``--latency-sizes`` size and
+``--threads`` count (PyTorch and onnxruntime given the same threads), measured
+in the same process, alternating PyTorch and onnxruntime runs and keeping each
+side's median; ``ort / torch`` is their ratio. Rows are appended to ``--out`` (JSON) as they finish, and a Markdown
 table is printed at the end.
 """
 
@@ -46,8 +47,23 @@ def _latency(net, session, size, runs):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_model(entry, work_dir, sizes=SIZES, latency_size=(48, 48), runs=3):
-    """One row: export status and time, errors at ``sizes``, latencies at ``latency_size``."""
+def latencies(net, onnx_path, sizes, threads, runs):
+    """``{'HxW/Nt': {'torch': s, 'onnxruntime': s}}`` for each size and thread count (both sides alike)."""
+    out = {}
+    previous = torch.get_num_threads()
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            session = onnx_session(onnx_path, threads=count)
+            for h, w in sizes:
+                out[f'{h}x{w}/{count}t'] = _latency(net, session, (h, w), runs)
+    finally:
+        torch.set_num_threads(previous)
+    return out
+
+
+def bench_model(entry, work_dir, sizes=SIZES, latency_sizes=((48, 48),), threads=(1,), runs=3):
+    """One row: export status and time, errors at ``sizes``, latencies at ``latency_sizes`` x ``threads``."""
     from rssr_apps.export import verify_onnx
 
     spec = model_spec(entry)
@@ -74,8 +90,7 @@ def bench_model(entry, work_dir, sizes=SIZES, latency_size=(48, 48), runs=3):
         row['onnx_mib'] = os.path.getsize(result['onnx']) / 2**20
         net = build_model(None, result['safetensors'])
         row['max_abs_error'] = dict(zip([f'{h}x{w}' for h, w in sizes], verify_onnx(net, result['onnx'], sizes)))
-        session = onnx_session(result['onnx'], threads=torch.get_num_threads())  # the same threads as torch
-        row['latency_s'] = _latency(net, session, latency_size, runs)
+        row['latency_s'] = latencies(net, result['onnx'], latency_sizes, threads, runs)
         row['export'] = 'yes'
     except Exception as error:  # a row per model, whatever fails
         text = str(error)
@@ -87,21 +102,32 @@ def bench_model(entry, work_dir, sizes=SIZES, latency_size=(48, 48), runs=3):
     return row
 
 
-def markdown(rows, sizes=SIZES, latency_size=(48, 48)):
+def markdown(rows, sizes=SIZES):
+    """A Markdown table: export, errors at ``sizes``, then per latency case torch s, onnxruntime s, ratio."""
     size_cols = [f'{h}x{w}' for h, w in sizes]
+    cases = next((list(r['latency_s']) for r in rows if r.get('latency_s')), [])
     head = ['model', 'export', 'export s', *(f'max abs err {s}' for s in size_cols)]
-    head += [f'torch s ({latency_size[0]}x{latency_size[1]})', 'onnxruntime s', 'ort / torch']
+    head += [f'{c}: torch s / ort s / ratio' for c in cases]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
     for r in rows:
         if r['export'] != 'yes':
             cells = [r['model'], 'no: ' + r.get('error', '?')[:120], *([''] * (len(head) - 2))]
         else:
-            lat = r['latency_s']
             cells = [r['model'], 'yes', f'{r["export_s"]:.0f}']
             cells += [f'{r["max_abs_error"][s]:.1e}' for s in size_cols]
-            cells += [f'{lat["torch"]:.3f}', f'{lat["onnxruntime"]:.3f}', f'{lat["onnxruntime"] / lat["torch"]:.2f}']
+            for case in cases:
+                lat = r['latency_s'][case]
+                cells.append(f'{lat["torch"]:.3f} / {lat["onnxruntime"]:.3f} / {lat["onnxruntime"] / lat["torch"]:.2f}')
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def _sizes(text):
+    """'64x64,256x256' -> [(64, 64), (256, 256)]."""
+    try:
+        return [tuple(int(v) for v in item.split('x')) for item in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r}: sizes are HxW, comma-separated (e.g. 64x64,256x256)') from None
 
 
 def main(argv=None):
@@ -113,20 +139,25 @@ def main(argv=None):
     parser.add_argument('--runs', type=positive_int, default=3, help='timed forwards per side')
     parser.add_argument('--out', default='results/bench_export.json', help='JSON rows, appended as they finish')
     parser.add_argument(
-        '--threads', type=positive_int, help="CPU threads of both PyTorch and onnxruntime (default: torch's)"
+        '--threads',
+        type=lambda text: [positive_int(t) for t in text.split(',')],
+        default=[1],
+        help='comma-separated CPU thread counts, each given to PyTorch and onnxruntime',
     )
+    parser.add_argument('--latency-sizes', type=_sizes, default=[(48, 48)], help='LR sizes timed, e.g. 64x64,256x256')
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads
     opt = load_options(args.opt)
     names = args.models.split(',') if args.models else None
     entries = [e for e in opt['models'] if not names or e.get('name') in names]
     os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
     rows = []
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; sizes {SIZES}')
+    import onnxruntime
+
+    print(f'torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; threads {threads}; sizes {SIZES}')
     with tempfile.TemporaryDirectory() as work_dir:
         for entry in entries:
-            row = bench_model(entry, work_dir, runs=args.runs)
+            row = bench_model(entry, work_dir, latency_sizes=args.latency_sizes, threads=threads, runs=args.runs)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != 'traceback'}), flush=True)
             with open(args.out, 'w') as f:

@@ -19,6 +19,9 @@ class OnnxSR:
     def __init__(self, path, device='cpu'):
         from rssr_apps.export import onnx_session
 
+        refusal = runtime_refusal_of(path)
+        if refusal:
+            raise ValueError(f'{path}: {refusal}.')
         try:
             self.session = onnx_session(path, device)
         except Exception as error:  # onnxruntime raises its own exception types
@@ -37,6 +40,20 @@ class OnnxSR:
             raise ValueError(f'the ONNX model needs sides of at least {self.min_size} pixels, got {h}x{w}.')
         batch = np.ascontiguousarray(x.detach().float().cpu().numpy())
         return torch.from_numpy(self.session.run(None, {self.input_name: batch})[0])
+
+
+def runtime_refusal_of(path):
+    """Why the installed onnxruntime cannot run the ONNX file ``path`` (its opset), or None."""
+    import onnx
+    import onnxruntime
+
+    from rssr_apps.onnx_compat import runtime_refusal
+
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # not ONNX: the session's own error says so
+        return None
+    return runtime_refusal(model, onnxruntime.__version__)
 
 
 def _is_json(text):
