@@ -9,10 +9,10 @@ AUTOLOAD_PTH = 'rssr-autoload.pth'  # one line, `import rssr_autoload`: the star
 # Top-level packages, lowest room first (docs/architecture.md).
 PACKAGES = [
     'rssr_arch',
-    'rssr_loss',
+    'rssr_utils',
     'rssr_data',
     'rssr_metrics',
-    'rssr_utils',
+    'rssr_loss',
     'rssr_model',
     'rssr_patches',
     'rssr_apps',
@@ -64,20 +64,7 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
-    packages=find_packages(
-        include=[
-            'rssr_arch',
-            'rssr_loss',
-            'rssr_data',
-            'rssr_metrics',
-            'rssr_model',
-            'rssr_utils',
-            'rssr_utils.*',
-            'rssr_patches',
-            'rssr_apps',
-            'rssr_apps.*',
-        ]
-    ),
+    packages=find_packages(include=[*PACKAGES, 'rssr_utils.*', 'rssr_apps.*']),
     py_modules=['rssr_compat', 'rssr_autoload'],
     cmdclass={'build': build_with_autoload, 'build_autoload': build_autoload},
     install_requires=[
