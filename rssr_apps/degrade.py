@@ -19,7 +19,8 @@ import sys
 
 import rssr_compat  # noqa: F401
 
-from rssr_data.real_degradations import ConfigError, check_size, describe, image_seed, load_config, sample_for_image
+from rssr_data.degradation_draws import ConfigError, describe, image_seed, load_config, sample_for_image
+from rssr_data.real_degradations import check_size
 from rssr_utils.guards import non_negative_int, positive_int
 from rssr_utils.image_io import ImageError
 from rssr_utils.image_jobs import Run, Source, execute, to_image, to_tensor
@@ -35,7 +36,7 @@ class Degrader:
     """Degrades batches of HR images (the processor of :func:`rssr_utils.image_jobs.execute`).
 
     Args:
-        cfg (dict): Config from :func:`~rssr_data.real_degradations.load_config`.
+        cfg (dict): Config from :func:`~rssr_data.degradation_draws.load_config`.
         scale (int): Downscaling factor.
         seed (int): The run's seed.
         device (str): 'cpu' or 'cuda[:n]'.

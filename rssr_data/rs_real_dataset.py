@@ -9,8 +9,9 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from rssr_utils.image_io import ImageError, path_key
 
+from .degradation_draws import load_config, sample_degradation, sample_for_image
 from .degradations import mod_crop
-from .real_degradations import check_size, load_config, sample_degradation, sample_for_image
+from .real_degradations import check_size
 from .rs_paired_dataset import RSPairedDataset
 
 
@@ -22,7 +23,7 @@ class RSRealESRGANDataset(RSPairedDataset):
     this dataset reads the HR (folder or LMDB, 8/16-bit, splits as
     :class:`~rssr_data.rs_paired_dataset.RSPairedDataset`), mod-crops it to the
     scale, crops ``gt_size`` and flips/rotates it in training, and draws every
-    random choice of its degradation (:func:`~rssr_data.real_degradations.sample_degradation`:
+    random choice of its degradation (:func:`~rssr_data.degradation_draws.sample_degradation`:
     kernels, resize factors, noise, JPEG); the model applies them on its device
     (:class:`~rssr_data.real_degradations.RealDegradation`). Differences from
     Real-ESRGAN: the crop is taken before degrading (no 400-pixel crop-or-pad),
@@ -36,7 +37,7 @@ class RSRealESRGANDataset(RSPairedDataset):
         opt (dict): The keys of :class:`RSPairedDataset` except ``dataroot_lq``,
             ``filename_tmpl`` and ``lq_from_gt``, and:
             degradation (str | dict): A preset name (``realesrgan``, ``fat``), a
-                YAML file, or a dict of :data:`~rssr_data.real_degradations.DEFAULTS`'
+                YAML file, or a dict of :data:`~rssr_data.degradation_draws.DEFAULTS`'
                 keys with an optional base ``preset``. Default: realesrgan.
             seed (int): Seed of the validation/test draws. Default: 0.
     """

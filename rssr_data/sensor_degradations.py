@@ -43,8 +43,8 @@ from scipy.optimize import brentq
 
 from rssr_utils.radiometry import Radiometry, fill_invalid
 
+from .degradation_draws import image_seed
 from .degradations import mod_crop
-from .real_degradations import image_seed
 
 _REACH = 4.0  # taps reach this many sigmas past the block centre (the rest of a Gaussian is < 4e-5)
 

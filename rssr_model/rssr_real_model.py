@@ -1,7 +1,8 @@
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from rssr_data.real_degradations import RealDegradation, quantize, unbatch
+from rssr_data.degradation_draws import unbatch
+from rssr_data.real_degradations import RealDegradation, quantize
 from rssr_utils.options import OptionError
 
 from .rssr_model import RSSRModel

@@ -45,7 +45,7 @@ from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
 
 from rssr_apps.degrade import main as degrade_main
-from rssr_data.real_degradations import load_config
+from rssr_data.degradation_draws import load_config
 from rssr_utils.guards import non_negative_int, positive_int
 from rssr_utils.image_io import scan_images
 

@@ -21,9 +21,9 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rssr_apps.degrade import Degrader  # noqa: E402
+from rssr_data.degradation_draws import load_config  # noqa: E402
 from rssr_data.degradations import bicubic_lr  # noqa: E402
 from rssr_data.denoise import denoise, psnr  # noqa: E402
-from rssr_data.real_degradations import load_config  # noqa: E402
 from rssr_utils.guards import non_negative_int, positive_int
 
 

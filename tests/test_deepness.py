@@ -19,7 +19,8 @@ import pytest
 import torch
 
 import rssr_patches
-from rssr_apps.export import export_model, read_onnx_metadata
+from rssr_apps.export import export_model
+from rssr_apps.onnx_export import read_onnx_metadata
 from rssr_utils.weights import build_model
 from tests.helpers.options import TINY_NETWORKS
 

@@ -10,7 +10,8 @@ import torch
 import yaml
 
 import rssr_patches
-from rssr_apps.export import export_model, input_multiple, read_onnx_metadata, verify_onnx
+from rssr_apps.export import export_model, input_multiple
+from rssr_apps.onnx_export import read_onnx_metadata, verify_onnx
 from rssr_arch.arch_util import (
     PaddedSR,
     atan2,

@@ -9,8 +9,8 @@ import yaml
 
 import rssr_patches
 from rssr_apps.export import main as export_main
-from rssr_apps.export import read_onnx_metadata
 from rssr_apps.inference import main as infer_main
+from rssr_apps.onnx_export import read_onnx_metadata
 from rssr_utils.radiometry import Radiometry, RadiometryError
 from rssr_utils.weights import build_model, sidecar_bands
 

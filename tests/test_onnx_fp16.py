@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import rssr_patches
-from rssr_apps.export import export_model, read_onnx_metadata, verify_onnx
+from rssr_apps.export import export_model
 from rssr_apps.onnx_compat import float64_nodes
+from rssr_apps.onnx_export import read_onnx_metadata, verify_onnx
 from rssr_apps.onnx_profiles import DeployedSR
 from rssr_arch.arch_util import export_mode, prepare_export
 from rssr_utils.weights import build_model

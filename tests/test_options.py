@@ -11,7 +11,7 @@ import rssr_arch  # noqa: F401
 import rssr_data  # noqa: F401
 import rssr_loss  # noqa: F401
 import rssr_model  # noqa: F401
-from rssr_data.real_degradations import load_config
+from rssr_data.degradation_draws import load_config
 from rssr_data.rs_paired_dataset import BASICSR_KEYS, OWN_KEYS, RSPairedDataset
 from rssr_model.rssr_model import TILE_KEYS, TRAIN_KEYS
 

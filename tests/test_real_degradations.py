@@ -20,14 +20,8 @@ from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
 
 from rssr_apps.degrade import main as degrade_main
-from rssr_data.real_degradations import (
-    ConfigError,
-    RealDegradation,
-    SeparableUSMSharp,
-    load_config,
-    quantize,
-    sample_for_image,
-)
+from rssr_data.degradation_draws import ConfigError, load_config, sample_for_image
+from rssr_data.real_degradations import RealDegradation, SeparableUSMSharp, quantize
 from tests.helpers.options import SUBPROCESS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -342,7 +336,7 @@ def test_tiny_training_with_on_the_fly_degradation(tmp_path, arch):
 def test_dataset_draws_and_model_applies(tmp_path):
     from basicsr.data import build_dataset
 
-    from rssr_data.real_degradations import unbatch
+    from rssr_data.degradation_draws import unbatch
 
     hr = make_images(tmp_path / 'HR', num=2, size=(96, 96), dtype=np.uint16)
     opt = dict(

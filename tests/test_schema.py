@@ -190,7 +190,7 @@ BOMB = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n' + ''.join(
 
 
 def test_alias_bomb_is_refused_in_option_files_and_degradation_configs(tmp_path):
-    from rssr_data.real_degradations import ConfigError, load_config
+    from rssr_data.degradation_draws import ConfigError, load_config
 
     path = tmp_path / 'bomb.yml'
     path.write_text(BOMB)
@@ -204,7 +204,7 @@ def test_alias_bomb_is_refused_in_option_files_and_degradation_configs(tmp_path)
 
 
 def test_degradation_config_types_and_ranges():
-    from rssr_data.real_degradations import ConfigError, load_config
+    from rssr_data.degradation_draws import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=r"noise_range: expected list, got str '1-3'"):
         load_config({'noise_range': '1-3'})

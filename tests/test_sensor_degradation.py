@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from rssr_data.degradation_draws import image_seed
 from rssr_data.degradations import bicubic_lr
 from rssr_data.prepare import split_entries
-from rssr_data.real_degradations import image_seed
 from rssr_data.sensor_degradations import SensorLR, gaussian_sigma, psf_taps, resolve_mtf, sensor_lr
 from rssr_utils.radiometry import SENTINEL2_MTF, Radiometry
 from tests.helpers.data import call_script, make_scenes

@@ -21,7 +21,8 @@ from os import path as osp
 
 import torch
 
-from rssr_apps.export import export_model, onnx_session
+from rssr_apps.export import export_model
+from rssr_apps.onnx_export import onnx_session
 from rssr_utils.options import load_options
 from rssr_utils.weights import build_model
 
@@ -64,7 +65,7 @@ def latencies(net, onnx_path, sizes, threads, runs):
 
 def bench_model(entry, work_dir, sizes=SIZES, latency_sizes=((48, 48),), threads=(1,), runs=3):
     """One row: export status and time, errors at ``sizes``, latencies at ``latency_sizes`` x ``threads``."""
-    from rssr_apps.export import verify_onnx
+    from rssr_apps.onnx_export import verify_onnx
 
     spec = model_spec(entry)
     row = {'model': spec['name'], 'arch': spec['network_g']['type'], 'export': 'no'}

@@ -17,7 +17,7 @@ class OnnxSR:
     """
 
     def __init__(self, path, device='cpu'):
-        from rssr_apps.export import onnx_session
+        from rssr_apps.onnx_export import onnx_session
 
         refusal = runtime_refusal_of(path)
         if refusal:

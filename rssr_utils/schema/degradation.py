@@ -1,4 +1,4 @@
-"""Degradation configs (:func:`rssr_data.real_degradations.load_config`): a struct generated from the defaults.
+"""Degradation configs (:func:`rssr_data.degradation_draws.load_config`): a struct generated from the defaults.
 
 Each key of the defaults becomes a field whose type follows its default and
 its name: ``*_prob`` are probabilities (or lists of them), ``*_range`` and
