@@ -95,7 +95,7 @@ def test_first_import_of_basicsr_registers_everything(tmp_path, first):
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason='exception notes are Python 3.11+')
 def test_a_failing_set_up_says_how_to_turn_it_off(tmp_path):
-    code = "import rssr_apps; rssr_apps.PACKAGES = ('rssr_no_such_package',); import basicsr"
+    code = "import rssr_patches; rssr_patches.PACKAGES = ('rssr_no_such_package',); import basicsr"
     out = run([PYTHON, '-c', code], tmp_path, ok=False)
     assert "No module named 'rssr_no_such_package'" in out and 'RSSR_NO_AUTOLOAD=1 turns that off' in out
 
@@ -247,7 +247,7 @@ def _bad_train_key(opt):
 @pytest.mark.parametrize(
     'spoil, expected',
     [
-        (_bad_arch_type, ["network_g.type: no network named 'FATT' is registered"]),
+        (_bad_arch_type, ["network_g.type: no registered type named 'FATT'"]),
         (_bad_network_key, ['network_g.num_blok: FAT takes no such option', "'num_blocks'"]),
         (_bad_train_key, ["Unknown key(s) ['pixle_opt'] under `train`", 'Fix the spelling']),
     ],
