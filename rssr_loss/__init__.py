@@ -7,7 +7,7 @@ valid pixels only (``weight_reduce_loss``: sum of weighted errors / (sum of
 weights x bands)), so they need no wrapper; the values under a 0 must be
 finite (0 x NaN is NaN), e.g. filled with
 :func:`rssr_utils.radiometry.fill_invalid`. ``ExtremumVarianceLoss`` leaves out
-every window touching a 0 and ``VGGFeatureLoss`` gives masked pixels the
+every window touching a 0 and ``RSSRVGGFeatureLoss`` gives masked pixels the
 target's values; both work per band / through ``rgb_bands`` for any band count.
 """
 

@@ -94,18 +94,18 @@ OUTPUT_IN_INPUT = {  # name: (command, arguments from (tmp_path, hr), expected r
     ),
     'rssr-infer into the input folder with --overwrite': (
         inference.main,
-        lambda t, hr: [hr / 'forest', hr / 'forest', '--arch', 'Bicubic', '--overwrite', '--quiet'],
+        lambda t, hr: [hr / 'forest', hr / 'forest', '--arch', 'RSSRBicubic', '--overwrite', '--quiet'],
         'is the input',
     ),
     'rssr-export over its weights': (
         export.main,
-        lambda t, hr: ['--arch', 'Bicubic', '--weights', hr / 'forest' / 'forest00.png', '--output', hr / 'forest'],
+        lambda t, hr: ['--arch', 'RSSRBicubic', '--weights', hr / 'forest' / 'forest00.png', '--output', hr / 'forest'],
         'contains the input',
     ),
     'rssr-lam into the image folder': (
         lam.main,
         lambda t, hr: [
-            *('--arch', 'Bicubic', '--scale', 2, '--image', hr / 'forest' / 'forest00.png'),
+            *('--arch', 'RSSRBicubic', '--scale', 2, '--image', hr / 'forest' / 'forest00.png'),
             *('--window', 0, 0, 4, '--output', hr, '--overwrite'),
         ],
         'contains the input',
@@ -147,16 +147,18 @@ def test_22_replacing_needs_overwrite_in_export_lam_and_bench(tmp_path, hr):
     assert call_main(export.main, *args, '--overwrite').returncode == 0
 
     lam_dir = tmp_path / 'lam'
-    (lam_dir / 'Bicubic').mkdir(parents=True)
-    (lam_dir / 'Bicubic' / 'mine.txt').write_text('earlier work')
+    (lam_dir / 'RSSRBicubic').mkdir(parents=True)
+    (lam_dir / 'RSSRBicubic' / 'mine.txt').write_text('earlier work')
     (lam_dir / 'notes.txt').write_text('not a LAM result')
     image = hr / 'forest' / 'forest00.png'
-    args = ['--arch', 'Bicubic', '--scale', 2, '--image', image, '--window', 4, 4, 8, '--output', lam_dir]
+    args = ['--arch', 'RSSRBicubic', '--scale', 2, '--image', image, '--window', 4, 4, 8, '--output', lam_dir]
     proc = call_main(lam.main, *args, '--steps', 2, '--no-progress')
     assert proc.returncode == 1 and 'Bicubic exists; pass --overwrite' in one_line(proc)
-    assert (lam_dir / 'Bicubic' / 'mine.txt').read_text() == 'earlier work'  # LAM used to delete it unasked
+    assert (lam_dir / 'RSSRBicubic' / 'mine.txt').read_text() == 'earlier work'  # LAM used to delete it unasked
     assert call_main(lam.main, *args, '--steps', 2, '--no-progress', '--overwrite').returncode == 0
-    assert (lam_dir / 'Bicubic' / 'lam.json').is_file() and (lam_dir / 'notes.txt').read_text() == 'not a LAM result'
+    assert (lam_dir / 'RSSRBicubic' / 'lam.json').is_file() and (
+        lam_dir / 'notes.txt'
+    ).read_text() == 'not a LAM result'
 
     reports = tmp_path / 'bench'
     reports.mkdir()
@@ -252,13 +254,15 @@ def test_22_names_that_are_not_utf8_are_refused_by_name_where_keys_need_text(bad
 def test_22_names_that_are_not_utf8_are_written_by_inference_and_cropping(bad_names):
     src = os.fsencode(bad_names / 'HR' / 'a')
     out = bad_names / 'SR'
-    assert call_main(inference.main, bad_names / 'HR' / 'a', out, '--arch', 'Bicubic', '--quiet').returncode == 0
+    assert call_main(inference.main, bad_names / 'HR' / 'a', out, '--arch', 'RSSRBicubic', '--quiet').returncode == 0
     written = os.path.join(os.fsencode(out), BAD + b'.png')  # OpenCV's imwrite crashed (SIGSEGV) on this name
     assert cv2.imdecode(np.fromfile(written, np.uint8), cv2.IMREAD_UNCHANGED).shape == (64, 64, 3)
-    proc = call_main(inference.main, bad_names / 'HR' / 'a', bad_names / 'tif', '--arch', 'Bicubic', '--ext', '.tif')
+    proc = call_main(
+        inference.main, bad_names / 'HR' / 'a', bad_names / 'tif', '--arch', 'RSSRBicubic', '--ext', '.tif'
+    )
     assert proc.returncode == 0 and os.path.isfile(os.path.join(os.fsencode(bad_names / 'tif'), BAD + b'.tif'))
     shutil.copyfile(os.path.join(src, b'a00.png'), os.path.join(src, BAD + b'2.tif'))  # GDAL opens UTF-8 paths only
-    proc = call_main(inference.main, bad_names / 'HR' / 'a', bad_names / 'SR2', '--arch', 'Bicubic', '--quiet')
+    proc = call_main(inference.main, bad_names / 'HR' / 'a', bad_names / 'SR2', '--arch', 'RSSRBicubic', '--quiet')
     assert proc.returncode == 1 and 'caf\\xe92.tif: the file name is not valid UTF-8' in proc.stderr
     assert len(os.listdir(bad_names / 'SR2')) == 2  # the other scenes were done
     crops = bad_names / 'crops'
@@ -314,17 +318,17 @@ RANGES = [
     (denoise.main, ['--input', 'x', '--output', 'y', '--method', 'nlm', '--nlm-template', 4]),
     (degrade.main, ['--input', 'x', '--output', 'y', '--scale', 0]),
     (degrade.main, ['--input', 'x', '--output', 'y', '--scale', 2, '--batch-size', 0]),
-    (export.main, ['--arch', 'Bicubic', '--output', 'y', '--scale', 0]),
-    (export.main, ['--arch', 'Bicubic', '--output', 'y', '--opset', 0]),
-    (export.main, ['--arch', 'Bicubic', '--output', 'y', '--tile', 0]),
-    (export.main, ['--arch', 'Bicubic', '--output', 'y', '--tile', 64, '--overlap', 64]),
-    (inference.main, ['x', 'y', '--arch', 'Bicubic', '--tile', 0]),
-    (inference.main, ['x', 'y', '--arch', 'Bicubic', '--batch-size', -1]),
-    (inference.main, ['x', 'y', '--arch', 'Bicubic', '--bands', 0, 1, 2]),
-    (inference.main, ['x', 'y', '--arch', 'Bicubic', '--max-pixels', 0]),
-    (lam.main, ['--arch', 'Bicubic', '--image', 'x', '--window', 0, 0, 4, '--output', 'y', '--kernel-size', 4]),
-    (lam.main, ['--arch', 'Bicubic', '--image', 'x', '--window', -1, 0, 4, '--output', 'y']),
-    (lam.main, ['--arch', 'Bicubic', '--image', 'x', '--window', 0, 0, 4, '--output', 'y', '--alpha', 1.5]),
+    (export.main, ['--arch', 'RSSRBicubic', '--output', 'y', '--scale', 0]),
+    (export.main, ['--arch', 'RSSRBicubic', '--output', 'y', '--opset', 0]),
+    (export.main, ['--arch', 'RSSRBicubic', '--output', 'y', '--tile', 0]),
+    (export.main, ['--arch', 'RSSRBicubic', '--output', 'y', '--tile', 64, '--overlap', 64]),
+    (inference.main, ['x', 'y', '--arch', 'RSSRBicubic', '--tile', 0]),
+    (inference.main, ['x', 'y', '--arch', 'RSSRBicubic', '--batch-size', -1]),
+    (inference.main, ['x', 'y', '--arch', 'RSSRBicubic', '--bands', 0, 1, 2]),
+    (inference.main, ['x', 'y', '--arch', 'RSSRBicubic', '--max-pixels', 0]),
+    (lam.main, ['--arch', 'RSSRBicubic', '--image', 'x', '--window', 0, 0, 4, '--output', 'y', '--kernel-size', 4]),
+    (lam.main, ['--arch', 'RSSRBicubic', '--image', 'x', '--window', -1, 0, 4, '--output', 'y']),
+    (lam.main, ['--arch', 'RSSRBicubic', '--image', 'x', '--window', 0, 0, 4, '--output', 'y', '--alpha', 1.5]),
     (benchmark.main, ['-opt', 'x', '--runs', 0]),
     (benchmark.main, ['-opt', 'x', '--input-size', 48, 0]),
 ]
@@ -341,10 +345,10 @@ def test_22_every_cli_number_is_range_checked_in_one_line(command, args, tmp_pat
 
 def test_22_scale_is_never_silently_replaced(tmp_path, hr):
     image = hr / 'forest' / 'forest00.png'
-    proc = call_main(inference.main, image, tmp_path / 'x3', '--arch', 'Bicubic', '--scale', 3, '--quiet')
+    proc = call_main(inference.main, image, tmp_path / 'x3', '--arch', 'RSSRBicubic', '--scale', 3, '--quiet')
     assert proc.returncode == 0, proc.stderr
     assert cv2.imread(str(tmp_path / 'x3' / 'forest00.png')).shape == (48, 48, 3)  # was x4, the arch's default
-    args = ['--arch', 'Bicubic', '--scale', 3, '--arch-args', '{"upscale": 2}', '--quiet']
+    args = ['--arch', 'RSSRBicubic', '--scale', 3, '--arch-args', '{"upscale": 2}', '--quiet']
     proc = call_main(inference.main, image, tmp_path / 'clash', *args)
     assert proc.returncode == 1 and '--scale 3 and --arch-args upscale: 2 disagree' in one_line(proc)
 
@@ -375,7 +379,7 @@ def test_22_the_same_onnx_export_twice_gives_the_same_bytes_and_the_opset_asked_
 
 
 def test_22_bicubic_is_refused_by_the_onnx_export_in_one_line(tmp_path):
-    proc = call_main(export.main, '--arch', 'Bicubic', '--scale', 2, '--output', tmp_path / 'out')
+    proc = call_main(export.main, '--arch', 'RSSRBicubic', '--scale', 2, '--output', tmp_path / 'out')
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) <= 2  # the no-weights warning, the error
-    assert one_line(proc).startswith('rssr-export: Bicubic: cannot be exported to ONNX (')
+    assert one_line(proc).startswith('rssr-export: RSSRBicubic: cannot be exported to ONNX (')
     assert os.listdir(tmp_path / 'out') == []  # no safetensors half of the export either

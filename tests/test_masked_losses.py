@@ -86,25 +86,25 @@ def test_vgg_rgb_bands_pick_the_bands_and_other_band_counts_are_refused_by_name(
     path, reference = vgg_file
     pred, target = _images(4, size=32)
     pred, target = pred.float(), target.float()
-    loss = build_loss(dict(type='VGGFeatureLoss', vgg_path=path, rgb_bands=[3, 2, 1]))
+    loss = build_loss(dict(type='RSSRVGGFeatureLoss', vgg_path=path, rgb_bands=[3, 2, 1]))
     with torch.no_grad():
         expected = F.mse_loss(reference(pred[:, [2, 1, 0]] * 2 - 1), reference(target[:, [2, 1, 0]] * 2 - 1))
     torch.testing.assert_close(loss(pred, target), expected)
-    plain = build_loss(dict(type='VGGFeatureLoss', vgg_path=path))
+    plain = build_loss(dict(type='RSSRVGGFeatureLoss', vgg_path=path))
     with pytest.raises(ValueError, match=r'4 band\(s\) .*perceptual_opt\.rgb_bands') as info:
         plain(pred, target)
     assert '\n' not in str(info.value)
     assert torch.isfinite(plain(pred[:, :3], target[:, :3]))  # RGB as before
     with pytest.raises(ValueError, match='do not have'):
-        build_loss(dict(type='VGGFeatureLoss', vgg_path=path, rgb_bands=[5, 2, 1]))(pred, target)
+        build_loss(dict(type='RSSRVGGFeatureLoss', vgg_path=path, rgb_bands=[5, 2, 1]))(pred, target)
     for bad in ([1, 2], [0, 1, 2], ['r', 'g', 'b']):
         with pytest.raises(ValueError, match='perceptual_opt.rgb_bands'):
-            build_loss(dict(type='VGGFeatureLoss', vgg_path=path, rgb_bands=bad))
+            build_loss(dict(type='RSSRVGGFeatureLoss', vgg_path=path, rgb_bands=bad))
 
 
 def test_vgg_mask_makes_masked_pixels_count_for_nothing(vgg_file):
     path, _ = vgg_file
-    loss = build_loss(dict(type='VGGFeatureLoss', vgg_path=path, rgb_bands=[1, 2, 3]))
+    loss = build_loss(dict(type='RSSRVGGFeatureLoss', vgg_path=path, rgb_bands=[1, 2, 3]))
     pred, target = (x.float() for x in _images(4, size=32, seed=2))
     mask = _strip_mask(pred, 20)
     other = pred.clone()

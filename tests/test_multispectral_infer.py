@@ -48,7 +48,18 @@ def synthetic(path, size, seed=0):
 
 def test_n_band_geotiff_round_trip_keeps_crs_transform_dtype_and_nodata(tmp_path):
     src = synthetic(tmp_path / 'scene.tif', (60, 84))
-    run(src, tmp_path / 'out', '--arch', 'Bicubic', '--arch-args', '{"upscale": 2}', '--tile', '24', '--overlap', '16')
+    run(
+        src,
+        tmp_path / 'out',
+        '--arch',
+        'RSSRBicubic',
+        '--arch-args',
+        '{"upscale": 2}',
+        '--tile',
+        '24',
+        '--overlap',
+        '16',
+    )
     with rasterio.open(src) as f:
         lr, lr_meta = f.read(), (f.crs, f.transform, f.descriptions)
     with rasterio.open(tmp_path / 'out' / 'scene.tif') as out:
@@ -57,7 +68,7 @@ def test_n_band_geotiff_round_trip_keeps_crs_transform_dtype_and_nodata(tmp_path
         src,
         tmp_path / 'ms',
         '--arch',
-        'Bicubic',
+        'RSSRBicubic',
         '--arch-args',
         '{"upscale": 2}',
         '--tile',
@@ -94,7 +105,7 @@ def test_n_band_geotiff_round_trip_keeps_crs_transform_dtype_and_nodata(tmp_path
 
 def test_bands_select_and_order_the_output(tmp_path):
     src = synthetic(tmp_path / 'scene.tif', (40, 40), seed=2)
-    common = ['--arch', 'Bicubic', '--arch-args', '{"upscale": 2}', '--tile', '16', '--radiometry', 'sentinel2_l2a']
+    common = ['--arch', 'RSSRBicubic', '--arch-args', '{"upscale": 2}', '--tile', '16', '--radiometry', 'sentinel2_l2a']
     run(src, tmp_path / 'all', *common, '--overlap', '8')
     run(src, tmp_path / 'two', *common, '--overlap', '8', '--bands', '4', '2')
     with rasterio.open(tmp_path / 'all' / 'scene.tif') as a, rasterio.open(tmp_path / 'two' / 'scene.tif') as b:
@@ -109,13 +120,24 @@ def test_constant_scene_through_bicubic_returns_the_same_dn(tmp_path, radiometry
     if nodata is not None:
         data[:, 5:9, 10:30] = 0
     src = write_tif(tmp_path / 'flat.tif', data, nodata=nodata)
-    run(src, tmp_path / 'out', '--arch', 'Bicubic', '--arch-args', '{"upscale": 3}', '--tile', '16', '--overlap', '8')
+    run(
+        src,
+        tmp_path / 'out',
+        '--arch',
+        'RSSRBicubic',
+        '--arch-args',
+        '{"upscale": 3}',
+        '--tile',
+        '16',
+        '--overlap',
+        '8',
+    )
     run(
         src,
         tmp_path / 'out',
         '--overwrite',
         '--arch',
-        'Bicubic',
+        'RSSRBicubic',
         '--arch-args',
         '{"upscale": 3}',
         '--tile',
@@ -149,7 +171,7 @@ def test_64_and_256_pixel_tiles_differ_by_at_most_1_dn(tmp_path):
 
 def test_radiometry_errors_are_named_and_leave_nothing(tmp_path, capsys):
     src = write_tif(tmp_path / 'rgb8.tif', np.full((3, 8, 8), 7, np.uint8), nodata=None)
-    bicubic = ['--arch', 'Bicubic', '--arch-args', '{"upscale": 2}']
+    bicubic = ['--arch', 'RSSRBicubic', '--arch-args', '{"upscale": 2}']
     with pytest.raises(SystemExit, match='1 of 1 scene'):
         run(src, tmp_path / 'out', *bicubic, '--radiometry', 'sentinel2_l2a')
     assert 'cannot hold the radiometry' in capsys.readouterr().err
@@ -170,7 +192,7 @@ def test_report_prints_and_writes_the_lr_consistency(tmp_path, capsys):
     from rssr_metrics.consistency import lr_consistency
 
     src = synthetic(tmp_path / 'scene.tif', (64, 64), seed=5)
-    bicubic = ['--arch', 'Bicubic', '--arch-args', '{"upscale": 2}', '--tile', '32', '--overlap', '8']
+    bicubic = ['--arch', 'RSSRBicubic', '--arch-args', '{"upscale": 2}', '--tile', '32', '--overlap', '8']
     run(src, tmp_path / 'out', *bicubic, '--radiometry', 'sentinel2_l2a', '--report')
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith('scene.tif: LR consistency over 1 windows of 64 LR px') and 'spectral_angle' in line
