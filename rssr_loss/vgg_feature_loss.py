@@ -119,7 +119,8 @@ class RSSRVGGFeatureLoss(nn.Module):
             if bands != 3:
                 raise ValueError(
                     f'RSSRVGGFeatureLoss: the images have {bands} band(s) and VGG needs 3; set '
-                    'perceptual_opt.rgb_bands to the 1-based red, green and blue bands (e.g. [3, 2, 1] for B2, B3, B4, B8).'
+                    'perceptual_opt.rgb_bands to the 1-based red, green and blue bands '
+                    '(e.g. [3, 2, 1] for B2, B3, B4, B8).'
                 )
             return x
         if max(self.rgb_bands) >= bands:
