@@ -130,7 +130,9 @@ def test_official_checkpoint_payload_is_refused_with_the_way_to_convert_it(tmp_p
     proc = run([*convert, '--input', str(hostile), '--output', str(tmp_path / 'out.pth')], tmp_path, check=False)
     assert proc.returncode != 0 and 'official.pth' in proc.stderr and 'weights_only=False' in proc.stderr
     assert '--trust-pickle' not in proc.stderr and 'convert it once' in proc.stderr
-    infer = [sys.executable, str(REPO / 'scripts' / 'infer.py'), str(tmp_path), str(tmp_path / 'out'), '--arch', 'FAT']
+    (tmp_path / 'scenes').mkdir()  # apart from the output folder, which rssr-infer checks first
+    scenes, out = str(tmp_path / 'scenes'), str(tmp_path / 'out')
+    infer = [sys.executable, str(REPO / 'scripts' / 'infer.py'), scenes, out, '--arch', 'FAT']
     proc = run([*infer, '--weights', str(hostile), '--official', '--device', 'cpu'], tmp_path, check=False)
     assert proc.returncode != 0 and 'official.pth' in proc.stderr and 'convert it once' in proc.stderr
     assert not marker.exists() and not (tmp_path / 'out.pth').exists()
