@@ -297,6 +297,10 @@ def _link_farm(folder, skip):
     return folder
 
 
+# Registered, and which rssr_compat (the wheel's, or the source tree's for an editable install).
+WHERE_FROM = REGISTERED.format(first='basicsr') + 'import rssr_compat\nprint(rssr_compat.__file__)'
+
+
 def _venv_python(code, venv, cwd):
     return run([str(venv / 'bin' / 'python'), '-c', textwrap.dedent(code)], cwd)
 
@@ -319,7 +323,7 @@ def test_wheel_and_editable_installs_keep_the_hook(tmp_path):
         ignore=shutil.ignore_patterns(
             '.venv',
             '.git',
-            '.ci-venv',
+            '.ci-venv*',
             'build',
             'dist',
             '*.egg-info',
@@ -372,7 +376,7 @@ def test_wheel_and_editable_installs_keep_the_hook(tmp_path):
     # With BasicSR: BasicSR's own entry point trains FAT from the wheel's rssr.
     for entry in BASICSR_DIR.parent.glob('basicsr*'):
         (deps / entry.name).symlink_to(entry)
-    out = _venv_python(REGISTERED.format(first='basicsr') + 'print(rssr_compat.__file__)', venv, tmp_path)
+    out = _venv_python(WHERE_FROM, venv, tmp_path)
     assert f'{venv_site}/rssr_compat.py' in out
     opt = dump(_train_options(tmp_path, 'FAT', 'wheel', total_iter=2), tmp_path / 'wheel.yml')
     run([str(venv / 'bin' / 'python'), '-m', 'basicsr.train', '-opt', opt], tmp_path)
@@ -384,5 +388,5 @@ def test_wheel_and_editable_installs_keep_the_hook(tmp_path):
     editable = [*pip, '--python', str(venv / 'bin' / 'python'), 'install', '--no-deps', '--no-build-isolation']
     run([*editable, '-e', str(src)], tmp_path)
     assert (venv_site / 'rssr-autoload.pth').is_file()
-    out = _venv_python(REGISTERED.format(first='basicsr') + 'print(rssr_compat.__file__)', venv, tmp_path)
+    out = _venv_python(WHERE_FROM, venv, tmp_path)
     assert f'{src}/rssr_compat.py' in out
