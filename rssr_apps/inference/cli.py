@@ -16,17 +16,11 @@ outputs (rasterio) are written strip by strip, so nothing of the output's size
 is ever held; PNG/JPEG encoders need the whole output array (``--ext .tif``
 avoids it).
 
-Pixel values (``--stretch``): ``dtype`` divides by the type's maximum (255 for
-8-bit, 65535 for 16-bit: exact and independent of the scene); ``minmax`` maps
-the scene's smallest and largest RGB value (nodata excluded) to 0 and 1, the
-same map for the three bands so colours keep their ratios (``auto``: ``dtype``
-for 8/16-bit, ``minmax`` for other integer and float rasters). Results are
-mapped back, clipped to that range, rounded for integer types and written in
-the input's data type. GeoTIFFs keep CRS, tags and nodata (nodata pixels stay
-nodata), the geotransform's pixel size is divided by the scale, and the output
-is tiled and DEFLATE-compressed. RGB comes from ``--bands`` (1-based, default
-1 2 3) of multi-band rasters. Float rasters' NaN/inf pixels are nodata: the
-network sees 0 there and the output gets NaN (or the file's nodata value) back.
+Pixel values: without a radiometry, ``--stretch`` as :mod:`.raster` describes
+(the file's type maximum, or the scene's range); with ``--radiometry`` (or one
+recorded in the model), stored values are mapped by it and written back in the
+input's type with its nodata (:mod:`.scene`). RGB comes from ``--bands``
+(1-based) of multi-band rasters.
 
 Files: existing outputs are refused unless ``--overwrite`` (replace them) or
 ``--skip-existing`` (keep them: continues an interrupted folder run). Scenes
