@@ -16,6 +16,11 @@ rasterio = pytest.importorskip('rasterio')
 MSRRESNET_4 = '{"upscale": 2, "num_in_ch": 4, "num_out_ch": 4, "num_feat": 8, "num_block": 1}'
 
 
+def bicubic(scale):
+    """rssr-infer flags of the parameter-free MATLAB-bicubic arch at ``scale``."""
+    return ['--arch', 'RSSRBicubic', '--arch-args', f'{{"upscale": {scale}}}']
+
+
 def run(*args):
     main([str(a) for a in args] + ['--quiet'])
 
@@ -51,10 +56,7 @@ def test_n_band_geotiff_round_trip_keeps_crs_transform_dtype_and_nodata(tmp_path
     run(
         src,
         tmp_path / 'out',
-        '--arch',
-        'RSSRBicubic',
-        '--arch-args',
-        '{"upscale": 2}',
+        *bicubic(2),
         '--tile',
         '24',
         '--overlap',
@@ -67,10 +69,7 @@ def test_n_band_geotiff_round_trip_keeps_crs_transform_dtype_and_nodata(tmp_path
     run(
         src,
         tmp_path / 'ms',
-        '--arch',
-        'RSSRBicubic',
-        '--arch-args',
-        '{"upscale": 2}',
+        *bicubic(2),
         '--tile',
         '24',
         '--overlap',
@@ -105,7 +104,7 @@ def test_n_band_geotiff_round_trip_keeps_crs_transform_dtype_and_nodata(tmp_path
 
 def test_bands_select_and_order_the_output(tmp_path):
     src = synthetic(tmp_path / 'scene.tif', (40, 40), seed=2)
-    common = ['--arch', 'RSSRBicubic', '--arch-args', '{"upscale": 2}', '--tile', '16', '--radiometry', 'sentinel2_l2a']
+    common = [*bicubic(2), '--tile', '16', '--radiometry', 'sentinel2_l2a']
     run(src, tmp_path / 'all', *common, '--overlap', '8')
     run(src, tmp_path / 'two', *common, '--overlap', '8', '--bands', '4', '2')
     with rasterio.open(tmp_path / 'all' / 'scene.tif') as a, rasterio.open(tmp_path / 'two' / 'scene.tif') as b:
@@ -123,10 +122,7 @@ def test_constant_scene_through_bicubic_returns_the_same_dn(tmp_path, radiometry
     run(
         src,
         tmp_path / 'out',
-        '--arch',
-        'RSSRBicubic',
-        '--arch-args',
-        '{"upscale": 3}',
+        *bicubic(3),
         '--tile',
         '16',
         '--overlap',
@@ -136,10 +132,7 @@ def test_constant_scene_through_bicubic_returns_the_same_dn(tmp_path, radiometry
         src,
         tmp_path / 'out',
         '--overwrite',
-        '--arch',
-        'RSSRBicubic',
-        '--arch-args',
-        '{"upscale": 3}',
+        *bicubic(3),
         '--tile',
         '16',
         '--overlap',
@@ -171,19 +164,19 @@ def test_64_and_256_pixel_tiles_differ_by_at_most_1_dn(tmp_path):
 
 def test_radiometry_errors_are_named_and_leave_nothing(tmp_path, capsys):
     src = write_tif(tmp_path / 'rgb8.tif', np.full((3, 8, 8), 7, np.uint8), nodata=None)
-    bicubic = ['--arch', 'RSSRBicubic', '--arch-args', '{"upscale": 2}']
+    x2 = bicubic(2)
     with pytest.raises(SystemExit, match='1 of 1 scene'):
-        run(src, tmp_path / 'out', *bicubic, '--radiometry', 'sentinel2_l2a')
+        run(src, tmp_path / 'out', *x2, '--radiometry', 'sentinel2_l2a')
     assert 'cannot hold the radiometry' in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--radiometry: unknown profile 'sentinel9'"):
-        run(src, tmp_path / 'out', *bicubic, '--radiometry', 'sentinel9')
+        run(src, tmp_path / 'out', *x2, '--radiometry', 'sentinel9')
     with pytest.raises(SystemExit, match='1 of 1 scene'):
-        run(src, tmp_path / 'out', *bicubic, '--radiometry', 'uint8', '--bands', '1', '5')
+        run(src, tmp_path / 'out', *x2, '--radiometry', 'uint8', '--bands', '1', '5')
     assert 'rgb8.tif: has 3 bands, --bands asks for [1, 5]' in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run(src, tmp_path / 'out', *bicubic, '--bands', '1', '2')  # N bands without a radiometry
+        run(src, tmp_path / 'out', *x2, '--bands', '1', '2')  # N bands without a radiometry
     assert not list((tmp_path / 'out').glob('*'))
-    run(src, tmp_path / 'out', *bicubic, '--radiometry', '{"scale": 0.5, "valid_range": [0, 200]}')
+    run(src, tmp_path / 'out', *x2, '--radiometry', '{"scale": 0.5, "valid_range": [0, 200]}')
     with rasterio.open(tmp_path / 'out' / 'rgb8.tif') as out:
         assert out.dtypes == ('uint8',) * 3 and (out.read() == 7).all()
 
@@ -192,8 +185,8 @@ def test_report_prints_and_writes_the_lr_consistency(tmp_path, capsys):
     from rssr_metrics.consistency import lr_consistency
 
     src = synthetic(tmp_path / 'scene.tif', (64, 64), seed=5)
-    bicubic = ['--arch', 'RSSRBicubic', '--arch-args', '{"upscale": 2}', '--tile', '32', '--overlap', '8']
-    run(src, tmp_path / 'out', *bicubic, '--radiometry', 'sentinel2_l2a', '--report')
+    x2 = [*bicubic(2), '--tile', '32', '--overlap', '8']
+    run(src, tmp_path / 'out', *x2, '--radiometry', 'sentinel2_l2a', '--report')
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith('scene.tif: LR consistency over 1 windows of 64 LR px') and 'spectral_angle' in line
     report = json.loads((tmp_path / 'out' / 'scene.report.json').read_text())
@@ -209,4 +202,4 @@ def test_report_prints_and_writes_the_lr_consistency(tmp_path, capsys):
         np.testing.assert_allclose(report['metrics'][key], value, rtol=1e-9)
     assert report['metrics']['reflectance_mae'] < 0.01  # bicubic SR degraded back is close to its LR
     with pytest.raises(SystemExit):
-        run(src, tmp_path / 'out2', *bicubic, '--report')  # no radiometry: no consistency in stored values
+        run(src, tmp_path / 'out2', *x2, '--report')  # no radiometry: no consistency in stored values
